@@ -1,0 +1,21 @@
+"""edge-asr: offline Whisper speech recognition on onnxruntime, without PyTorch.
+
+    import edge_asr
+    model = edge_asr.load_model("base", device="auto")
+    result = model.transcribe("speech.flac")
+    print(result.language, result.text)
+    for s in result.segments:
+        print(f"[{s.start:.2f} -> {s.end:.2f}] {s.text}")
+"""
+
+from .errors import AudioError, DecodingError, EdgeASRError, ModelError, ModelNotFoundError
+from .model import WhisperModel, load_model
+from .providers import ProviderFallbackWarning
+from .results import Segment, TranscriptionResult
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "load_model", "WhisperModel", "TranscriptionResult", "Segment", "EdgeASRError", "AudioError",
+    "ModelError", "ModelNotFoundError", "DecodingError", "ProviderFallbackWarning", "__version__",
+]

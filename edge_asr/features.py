@@ -1,0 +1,90 @@
+"""Whisper log-mel spectrogram in numpy (matches transformers' WhisperFeatureExtractor within 1e-4).
+
+Periodic Hann window of 400 samples, hop 160, reflect padding (center=True), power spectrum,
+Slaney-scale mel filters, log10 clamped at 1e-10, floor at (max - 8), then (x + 4) / 4.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+N_FFT = 400
+HOP_LENGTH = 160
+CHUNK_LENGTH = 30
+N_SAMPLES = CHUNK_LENGTH * 16000  # 480000 samples in a 30 s window
+N_FRAMES = N_SAMPLES // HOP_LENGTH  # 3000 mel frames in a 30 s window
+FRAMES_PER_SECOND = 16000 // HOP_LENGTH  # 100 mel frames per second
+
+
+def _hz_to_mel(f: np.ndarray) -> np.ndarray:
+    # Slaney scale: linear below 1 kHz, logarithmic above (librosa's htk=False).
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+    f = np.asarray(f, dtype=np.float64)
+    return np.where(f >= min_log_hz, min_log_mel + np.log(np.maximum(f, 1e-10) / min_log_hz) / logstep, f / f_sp)
+
+
+def _mel_to_hz(m: np.ndarray) -> np.ndarray:
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+    m = np.asarray(m, dtype=np.float64)
+    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
+
+
+@lru_cache(maxsize=4)
+def mel_filters(n_mels: int, sample_rate: int = 16000, n_fft: int = N_FFT) -> np.ndarray:
+    """Slaney-normalised triangular mel filter bank, shape [n_mels, n_fft // 2 + 1]."""
+    fft_freqs = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
+    hz = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(sample_rate / 2), n_mels + 2))
+    ramps = hz[:, None] - fft_freqs[None, :]
+    fdiff = np.diff(hz)
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    weights *= (2.0 / (hz[2:] - hz[:-2]))[:, None]
+    return weights
+
+
+@lru_cache(maxsize=1)
+def _window() -> np.ndarray:
+    return 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)  # periodic Hann
+
+
+def log_mel_spectrogram(audio: np.ndarray, n_mels: int = 80, padding: int = 0,
+                        chunk_frames: int = 6000) -> np.ndarray:
+    """Log-mel spectrogram [n_mels, n_frames] of 16 kHz audio, after appending ``padding`` zero samples.
+
+    n_frames = (len(audio) + padding) // 160. Frames are processed ``chunk_frames`` at a time so an hour
+    of audio does not allocate gigabytes of STFT frames.
+    """
+    x = np.asarray(audio, dtype=np.float64)
+    if padding:
+        x = np.pad(x, (0, padding))
+    if x.size < N_FFT // 2 + 1:  # reflect padding needs a few samples
+        x = np.pad(x, (0, N_FFT // 2 + 1 - x.size))
+    x = np.pad(x, (N_FFT // 2, N_FFT // 2), mode="reflect")
+    n_frames = 1 + (x.size - N_FFT) // HOP_LENGTH
+    n_out = n_frames - 1  # Whisper drops the last STFT frame
+    frames = np.lib.stride_tricks.as_strided(x, shape=(n_frames, N_FFT), strides=(x.strides[0] * HOP_LENGTH, x.strides[0]))
+    filters = mel_filters(n_mels)
+    window = _window()
+    out = np.empty((n_mels, n_out), dtype=np.float32)
+    for start in range(0, n_out, chunk_frames):
+        stop = min(start + chunk_frames, n_out)
+        spec = np.abs(np.fft.rfft(frames[start:stop] * window, n=N_FFT)) ** 2
+        out[:, start:stop] = np.log10(np.maximum(filters @ spec.T, 1e-10))
+    np.maximum(out, out.max() - 8.0, out=out)
+    out += 4.0
+    out /= 4.0
+    return out
+
+
+def pad_or_trim(mel: np.ndarray, length: int = N_FRAMES) -> np.ndarray:
+    """Pad (with zeros, as openai/whisper does) or trim the frame axis of [n_mels, frames] to ``length``."""
+    if mel.shape[-1] > length:
+        return mel[..., :length]
+    if mel.shape[-1] < length:
+        return np.pad(mel, [(0, 0)] * (mel.ndim - 1) + [(0, length - mel.shape[-1])])
+    return mel

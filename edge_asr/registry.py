@@ -1,0 +1,56 @@
+"""Model names and where their folders live: ``load_model("base")`` looks in the user cache.
+
+The cache is ``$EDGE_ASR_CACHE`` if set, else ``$XDG_CACHE_HOME/edge-asr`` (``~/.cache/edge-asr``).
+Folders are named ``<name>-<quantization>``: ``tiny.en-int8``, ``base-fp32``. ``edge-asr pull`` fills it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import ModelNotFoundError
+
+# Names `edge-asr pull` can build, with the hub checkpoint it prefers when the hub is reachable.
+KNOWN_MODELS = {
+    "tiny.en": "openai/whisper-tiny.en",
+    "base": "openai/whisper-base",
+}
+QUANTIZATIONS = ("int8", "fp32", "fp16")
+DEFAULT_MODEL = "base"
+DEFAULT_QUANTIZATION = "int8"
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("EDGE_ASR_CACHE")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "edge-asr"
+
+
+def model_folder(name: str, quantization: str = DEFAULT_QUANTIZATION) -> Path:
+    return cache_dir() / "models" / f"{name}-{quantization}"
+
+
+def resolve_model(name_or_path: str | os.PathLike) -> Path:
+    """A model folder path, a cached ``name-quant`` folder, or a bare name (int8 preferred)."""
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return path
+    name = str(name_or_path)
+    root = cache_dir() / "models"
+    if (root / name).is_dir():
+        return root / name
+    for quant in (DEFAULT_QUANTIZATION,) + tuple(q for q in QUANTIZATIONS if q != DEFAULT_QUANTIZATION):
+        if (root / f"{name}-{quant}").is_dir():
+            return root / f"{name}-{quant}"
+    if name in KNOWN_MODELS or name.rsplit("-", 1)[0] in KNOWN_MODELS:
+        base = name.rsplit("-", 1)[0] if name not in KNOWN_MODELS else name
+        quant = name.rsplit("-", 1)[1] if name not in KNOWN_MODELS else DEFAULT_QUANTIZATION
+        raise ModelNotFoundError(
+            f"model {name!r} is not in the cache ({root}); build it once with: "
+            f"edge-asr pull {base} --quantize {quant}")
+    raise ModelNotFoundError(
+        f"no model folder at {path} and no cached model named {name!r} in {root}; "
+        f"known names: {', '.join(KNOWN_MODELS)} (edge-asr pull NAME), or export your own with edge-asr export")

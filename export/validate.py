@@ -1,0 +1,128 @@
+"""Prove an exported folder faithful: PyTorch (transformers) vs the edge-asr runtime on real clips.
+
+Per clip (first 30 s): max |difference| of the cross-attention K/V the encoder emits, of the decoder
+logits teacher-forced on the same tokens, and the greedy token sequences of transformers' generate()
+and of the edge-asr runtime. fp32 must be token-identical within tolerance; quantized folders report
+the word error rate each side reaches (vs the reference text when given, and vs each other).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+# fp32 tolerances: ONNX Runtime and PyTorch kernels differ in summation order only.
+FP32_ENCODER_TOL = 1e-2
+FP32_LOGITS_TOL = 5e-2
+VALIDATION_MAX_TOKENS = 96
+
+
+class ExportValidationError(RuntimeError):
+    """The exported graphs do not reproduce the PyTorch model."""
+
+
+@dataclass
+class Clip:
+    name: str
+    audio: np.ndarray  # 16 kHz mono float32
+    reference: str | None = None
+
+
+def word_error_rate(references: list[str], hypotheses: list[str]) -> float:
+    """Corpus WER after the Whisper English text normalizer (whisper-normalizer package)."""
+    import jiwer
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    norm = EnglishTextNormalizer()
+    refs, hyps = [], []
+    for r, h in zip(references, hypotheses):
+        r, h = norm(r).strip(), norm(h).strip()
+        if r:
+            refs.append(r)
+            hyps.append(h)
+    if not refs:
+        return 0.0
+    return float(jiwer.wer(refs, hyps))
+
+
+def _hf_generate(model, tokenizer, mel, language: str | None, max_new_tokens: int) -> list[int]:
+    import torch
+
+    kwargs = {"max_new_tokens": max_new_tokens, "return_timestamps": False, "num_beams": 1, "do_sample": False}
+    if model.generation_config.is_multilingual:
+        kwargs.update(language=language, task="transcribe")
+    with torch.no_grad():
+        out = model.generate(torch.from_numpy(mel), **kwargs)
+    eot = tokenizer.eot
+    return [int(t) for t in out[0].tolist() if t < eot]
+
+
+def validate_folder(hf_model, folder: Path, clips: list[Clip], quantization: str) -> dict:
+    import torch
+
+    import edge_asr
+    from edge_asr.decoding import DecodingOptions, DecodingTask
+    from edge_asr.features import N_SAMPLES, log_mel_spectrogram, pad_or_trim
+
+    model = edge_asr.load_model(folder, device="cpu", verify="size")
+    tok, backend = model.tokenizer, model.backend
+    n_mels = model.manifest.dims.n_mels
+    rows = []
+    for clip in clips:
+        mel = pad_or_trim(log_mel_spectrogram(clip.audio[:N_SAMPLES], n_mels, padding=N_SAMPLES))[None]
+        state = backend.encode(mel)
+        task = DecodingTask(backend, tok, DecodingOptions(without_timestamps=True,
+                                                          max_new_tokens=VALIDATION_MAX_TOKENS))
+        ours = task.run(state)[0]
+        theirs = _hf_generate(hf_model, tok, mel, ours.language, VALIDATION_MAX_TOKENS)
+        with torch.no_grad():
+            enc = hf_model.model.encoder(torch.from_numpy(mel)).last_hidden_state
+            ref_k = torch.stack([layer.encoder_attn.k_proj(enc) for layer in hf_model.model.decoder.layers])
+            ref_v = torch.stack([layer.encoder_attn.v_proj(enc) for layer in hf_model.model.decoder.layers])
+            L, B, S, D = ref_k.shape
+            H = hf_model.config.decoder_attention_heads
+            shape = (L, B, S, H, D // H)
+            ref_k = ref_k.view(shape).transpose(2, 3).numpy()
+            ref_v = ref_v.view(shape).transpose(2, 3).numpy()
+            enc_diff = max(float(np.abs(state.cross_k.numpy() - ref_k).max()),
+                           float(np.abs(state.cross_v.numpy() - ref_v).max()))
+            prefix = tok.sot_sequence(ours.language, "transcribe", timestamps=False)
+            forced = np.array([prefix + ours.tokens], dtype=np.int64)
+            ref_logits = hf_model(input_features=torch.from_numpy(mel),
+                                  decoder_input_ids=torch.from_numpy(forced)).logits.numpy()
+        onnx_logits, _ = backend.decode(forced, backend.empty_state(state.cross_k, state.cross_v, 1))
+        rows.append({
+            "clip": clip.name,
+            "language": ours.language,
+            "encoder_max_abs_diff": enc_diff,
+            "logits_max_abs_diff": float(np.abs(onnx_logits - ref_logits).max()),
+            "tokens_identical": ours.tokens == theirs,
+            "pytorch_text": tok.decode(theirs).strip(),
+            "onnx_text": ours.text,
+            "reference": clip.reference,
+        })
+    report = {
+        "quantization": quantization,
+        "clips": rows,
+        "encoder_max_abs_diff": max(r["encoder_max_abs_diff"] for r in rows),
+        "logits_max_abs_diff": max(r["logits_max_abs_diff"] for r in rows),
+        "tokens_identical": all(r["tokens_identical"] for r in rows),
+        "wer_onnx_vs_pytorch": word_error_rate([r["pytorch_text"] for r in rows], [r["onnx_text"] for r in rows]),
+    }
+    with_ref = [r for r in rows if r["reference"]]
+    if with_ref:
+        report["wer_pytorch_vs_reference"] = word_error_rate([r["reference"] for r in with_ref],
+                                                             [r["pytorch_text"] for r in with_ref])
+        report["wer_onnx_vs_reference"] = word_error_rate([r["reference"] for r in with_ref],
+                                                          [r["onnx_text"] for r in with_ref])
+        report["wer_difference"] = report["wer_onnx_vs_reference"] - report["wer_pytorch_vs_reference"]
+    if quantization == "fp32":
+        report["tolerances"] = {"encoder_max_abs_diff": FP32_ENCODER_TOL, "logits_max_abs_diff": FP32_LOGITS_TOL,
+                                "tokens_identical": True}
+        report["passed"] = (report["encoder_max_abs_diff"] <= FP32_ENCODER_TOL
+                            and report["logits_max_abs_diff"] <= FP32_LOGITS_TOL and report["tokens_identical"])
+    else:
+        report["passed"] = True  # quantized graphs are judged by the WER figures, which the report states
+    return report
