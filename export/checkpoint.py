@@ -46,9 +46,10 @@ def import_ct2(src: Path, out: Path) -> Path:
     cfg_kwargs = hf_config_dict(variables, ct2_cfg)
     tok, repairs = repair_tokenizer_json(json.loads((src / "tokenizer.json").read_text(encoding="utf-8")))
     specials = special_tokens(tok, cfg_kwargs["vocab_size"])
-    # Suppress lists belong in generation_config.json only: transformers warns when both carry them.
+    # WhisperConfig has its own begin_suppress default ([220, 50256], tiny.en's eot): set both lists
+    # so config.json and generation_config.json agree, as in OpenAI's published checkpoints.
     config = WhisperConfig(
-        **{k: v for k, v in cfg_kwargs.items() if "suppress" not in k},
+        **cfg_kwargs,
         decoder_start_token_id=specials["sot"], eos_token_id=specials["eot"], pad_token_id=specials["eot"],
         bos_token_id=specials["eot"], tie_word_embeddings=True,
     )

@@ -41,15 +41,22 @@ def _load_checkpoint(src: str, processor: str | None):
     except (OSError, ValueError) as e:
         raise ExportError(f"cannot load a transformers Whisper checkpoint from {src!r}: {e}") from None
     proc_src = processor or src
+    hint = "" if processor else (" A mid-training checkpoint-N folder has no tokenizer: pass --processor with the "
+                                 "folder or hub id of the model you fine-tuned from (e.g. openai/whisper-small).")
+    local = Path(proc_src)
+    if local.is_dir() and not any((local / f).is_file() for f in ("tokenizer.json", "vocab.json")):
+        raise ExportError(f"no tokenizer files (tokenizer.json or vocab.json) in {proc_src}.{hint}")
     try:
         tok = AutoTokenizer.from_pretrained(proc_src)
     except (OSError, ValueError, TypeError) as e:
-        hint = "" if processor else (" A mid-training checkpoint-N folder has no tokenizer: pass --processor with "
-                                     "the folder or hub id of the model you fine-tuned from.")
         raise ExportError(f"no tokenizer found in {proc_src!r} ({type(e).__name__}: {e}).{hint}") from None
     if not hasattr(tok, "backend_tokenizer"):
         raise ExportError(f"{proc_src!r} has only a slow tokenizer; a tokenizer.json (fast tokenizer) is needed")
     data = json.loads(tok.backend_tokenizer.to_str())
+    present = {t["content"] for t in data.get("added_tokens", [])}
+    missing = {"<|endoftext|>", "<|startoftranscript|>", "<|notimestamps|>"} - present
+    if missing:
+        raise ExportError(f"the tokenizer in {proc_src!r} is not a Whisper tokenizer (lacks {sorted(missing)}).{hint}")
     gen = None
     for candidate in (src, processor):
         if candidate is None:
