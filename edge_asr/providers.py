@@ -50,7 +50,8 @@ def resolve_providers(device: str = "auto", providers: Sequence[str] | None = No
         hint = ""
         if "CUDAExecutionProvider" in missing:
             hint = (" The installed onnxruntime has no CUDA support: install onnxruntime-gpu "
-                    "(pip install 'edge-asr[gpu]') with a CUDA 12 runtime and cuDNN 9.")
+                    "in place of onnxruntime (pip uninstall onnxruntime && pip install onnxruntime-gpu) with a CUDA 12 "
+                    "runtime and cuDNN 9.")
         warnings.warn(f"execution provider(s) {', '.join(missing)} unavailable (onnxruntime {ort.__version__} "
                       f"offers {', '.join(available)}); falling back to CPU.{hint}",
                       ProviderFallbackWarning, stacklevel=3)

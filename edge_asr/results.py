@@ -22,10 +22,18 @@ class TranscriptionResult:
     language: str
     duration: float  # seconds of audio
     segments: tuple[Segment, ...]
-    language_probs: dict[str, float] | None = field(default=None, repr=False)
+    language_probs: dict[str, float] | None = field(default=None, repr=False)  # when detected
 
-    def to_dict(self) -> dict:
+    @property
+    def language_probability(self) -> float | None:
+        return None if self.language_probs is None else self.language_probs.get(self.language)
+
+    def to_dict(self, language_probs: bool = False) -> dict:
+        """JSON-ready dict; the full language distribution (100 entries) only when asked for."""
         d = asdict(self)
         for s in d["segments"]:
             s["tokens"] = list(s["tokens"])
+        d["language_probability"] = self.language_probability
+        if not language_probs:
+            del d["language_probs"]
         return d

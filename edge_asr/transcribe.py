@@ -50,7 +50,7 @@ def _segments_from_tokens(result: DecodingResult, tokenizer: Tokenizer, time_off
         last = 0
         for cur in slices:
             part = tokens[last:cur]
-            add(time_offset + (part[0] - tb) * 0.02, time_offset + (part[-1] - tb) * 0.02, part)
+            add(time_offset + float(part[0] - tb) * 0.02, time_offset + float(part[-1] - tb) * 0.02, part)
             last = cur
         if single_ending:
             advance = window_frames

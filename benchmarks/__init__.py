@@ -1,0 +1,1 @@
+"""edge-asr benchmarks (import name ``edge_asr_bench``): accuracy and speed measurements."""

@@ -1,0 +1,68 @@
+"""The edge-asr command as a user runs it (subprocesses for exit codes, in-process for speed)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, SAMPLE, needs_export
+from edge_asr.cli import main
+
+pytestmark = needs_export
+
+
+def test_transcribe_json_to_output_dir_and_bad_file_does_not_stop_others(tiny_model_dir, tmp_path, capsys):
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF" + b"\x00" * 64)
+    copy = tmp_path / "clip.flac"
+    copy.write_bytes(SAMPLE.read_bytes())
+    out_dir = tmp_path / "out"
+    code = main(["transcribe", str(bad), str(copy), "--model", str(tiny_model_dir), "--language", "en",
+                 "-f", "json", "--output-dir", str(out_dir), "--device", "cpu", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "broken.wav" in err and "cannot decode" in err and "1 of 2 file(s) failed" in err
+    written = json.loads((out_dir / "clip.json").read_text())
+    assert {"text", "language", "duration", "segments"} <= set(written)
+    assert written["language"] == "en" and written["duration"] == pytest.approx(15.52, abs=0.05)
+    assert not (out_dir / "broken.json").exists()
+
+
+def test_transcribe_txt_to_stdout(tiny_model_dir, capsys):
+    assert main(["transcribe", str(SAMPLE), "-m", str(tiny_model_dir), "--device", "cpu", "--language", "de",
+                 "--no-progress"]) == 0
+    assert capsys.readouterr().out.endswith("\n")
+
+
+def test_missing_model_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("EDGE_ASR_CACHE", str(tmp_path))
+    assert main(["transcribe", str(SAMPLE), "--model", "tiny.en"]) == 2
+    assert "edge-asr pull tiny.en" in capsys.readouterr().err
+
+
+def test_help_lists_the_options():
+    out = subprocess.run([sys.executable, "-m", "edge_asr", "transcribe", "--help"], capture_output=True,
+                         text=True, cwd=REPO)
+    assert out.returncode == 0
+    for opt in ("--model", "--device", "--language", "--output-format", "--output-dir", "--task", "--threads"):
+        assert opt in out.stdout
+
+
+def test_export_commands_name_the_missing_extra(tmp_path):
+    # Simulate a runtime-only install: torch cannot be imported.
+    code = "import sys; sys.modules['torch'] = None; from edge_asr.cli import main; sys.exit(main(['pull', 'tiny.en']))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 3
+    assert "edge-asr[export]" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_export_cli_end_to_end(tiny_checkpoint, tmp_path):
+    out = subprocess.run([sys.executable, "-m", "edge_asr", "export", str(tiny_checkpoint), "-o", str(tmp_path / "m"),
+                          "--quantize", "fp32"], capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str(tmp_path / "m")
+    assert "tokens_identical': True" in out.stderr
+    again = subprocess.run([sys.executable, "-m", "edge_asr", "export", str(tiny_checkpoint), "-o", str(tmp_path / "m")],
+                           capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert again.returncode == 2 and "--force" in again.stderr and "Traceback" not in again.stderr
