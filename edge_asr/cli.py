@@ -46,6 +46,8 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
     try:
         model = load_model(args.model, device=args.device, threads=args.threads, verify=args.verify)
+        # Options the model cannot honour fail once, before any file (not once per file).
+        model.tokenizer.sot_sequence(args.language, args.task, not args.without_timestamps)
     except (EdgeASRError, ValueError) as e:
         _err(str(e))
         return 2
