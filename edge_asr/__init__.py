@@ -11,11 +11,13 @@
 from .errors import AudioError, DecodingError, EdgeASRError, ModelError, ModelNotFoundError
 from .model import WhisperModel, load_model
 from .providers import ProviderFallbackWarning
-from .results import Segment, TranscriptionResult
+from .results import Segment, TranscriptionResult, Word
+from .transcribe import TranscribeOptions
+from .vad import VadOptions
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "load_model", "WhisperModel", "TranscriptionResult", "Segment", "EdgeASRError", "AudioError",
+    "load_model", "WhisperModel", "TranscribeOptions", "VadOptions", "TranscriptionResult", "Segment", "Word", "EdgeASRError", "AudioError",
     "ModelError", "ModelNotFoundError", "DecodingError", "ProviderFallbackWarning", "__version__",
 ]

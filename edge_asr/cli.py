@@ -39,25 +39,77 @@ def _import_export():
         sys.exit(3)
 
 
+AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".webm", ".mp4", ".mkv",
+                    ".wma", ".aiff", ".aif", ".caf"}
+
+
+def expand_inputs(items: Sequence[str]) -> list[str]:
+    """Files as given; directories (recursively) and glob patterns expanded to the audio files they hold.
+    A pattern or directory that matches nothing stays in the list, so it is reported as a failure."""
+    import glob
+
+    out: list[str] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+        elif any(c in item for c in "*?[") and not path.exists():
+            found = sorted(p for p in glob.glob(item, recursive=True) if Path(p).is_file())
+        else:
+            found = [item]
+        out.extend(found or [item])
+    return list(dict.fromkeys(out))  # keep order, drop duplicates
+
+
+def _options_from_args(args: argparse.Namespace):
+    from .transcribe import TranscribeOptions
+    from .vad import VadOptions
+
+    temps = tuple(args.temperature) if len(args.temperature) > 1 else args.temperature[0]
+    vad = VadOptions(threshold=args.vad_threshold, min_silence_duration_ms=args.vad_min_silence_ms,
+                     speech_pad_ms=args.vad_speech_pad_ms, max_speech_duration_s=args.vad_max_speech_s)
+    return TranscribeOptions(
+        language=args.language, task=args.task, temperature=temps, beam_size=args.beam_size, best_of=args.best_of,
+        patience=args.patience, length_penalty=args.length_penalty,
+        compression_ratio_threshold=args.compression_ratio_threshold, logprob_threshold=args.logprob_threshold,
+        no_speech_threshold=args.no_speech_threshold, condition_on_previous_text=args.condition_on_previous_text,
+        initial_prompt=args.initial_prompt, prefix=args.prefix, hotwords=args.hotwords,
+        word_timestamps=args.word_timestamps, hallucination_silence_threshold=args.hallucination_silence_threshold,
+        without_timestamps=args.without_timestamps, vad_filter=args.vad_filter, vad_options=vad)
+
+
 def cmd_transcribe(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .model import load_model
 
+    formats = list(FORMATS) if args.output_format == "all" else [args.output_format]
+    if args.output_format == "all" and not args.output_dir:
+        _err("--output-format all writes one file per format: give --output-dir too")
+        return 2
+    writer_options = {"max_line_width": args.max_line_width, "max_line_count": args.max_line_count,
+                      "highlight_words": args.highlight_words}
     try:
+        options = _options_from_args(args)
         model = load_model(args.model, device=args.device, threads=args.threads, verify=args.verify)
         # Options the model cannot honour fail once, before any file (not once per file).
-        model.tokenizer.sot_sequence(args.language, args.task, not args.without_timestamps)
+        model.tokenizer.sot_sequence(options.language, options.task, not options.without_timestamps)
+        if (options.word_timestamps or options.hallucination_silence_threshold) and not model.word_timestamps_available:
+            raise EdgeASRError("word timestamps are unavailable for this model folder: it was exported without "
+                               "cross-attention outputs; re-export it with this edge-asr version")
     except (EdgeASRError, ValueError) as e:
         _err(str(e))
         return 2
+    files = expand_inputs(args.audio)
     if args.output_dir:
         Path(args.output_dir).mkdir(parents=True, exist_ok=True)
     show_progress = args.progress or (args.progress is None and sys.stderr.isatty())
     failures: list[tuple[str, str]] = []
-    for audio in args.audio:
-        bar = tqdm(total=0, unit="s", desc=Path(audio).name, disable=not show_progress, leave=False,
-                   file=sys.stderr, bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s audio")
+    audio_seconds = 0.0
+    for index, audio in enumerate(files, 1):
+        label = Path(audio).name if len(files) == 1 else f"[{index}/{len(files)}] {Path(audio).name}"
+        bar = tqdm(total=0, unit="s", desc=label, disable=not show_progress, leave=False, file=sys.stderr,
+                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}]")
 
         def progress(done: float, total: float) -> None:
             bar.total = round(total, 1)
@@ -65,27 +117,31 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
             bar.refresh()
 
         try:
-            result = model.transcribe(audio, language=args.language, task=args.task,
-                                      without_timestamps=args.without_timestamps, progress=progress)
+            result = model.transcribe(audio, options, progress=progress)
         except EdgeASRError as e:
             bar.close()
             _err(f"{audio}: {e}")
             failures.append((audio, str(e)))
             continue
         bar.close()
+        audio_seconds += result.duration
         if args.output_dir:
-            path = write_result(result, audio, Path(args.output_dir), args.output_format)
-            print(f"{audio} -> {path}", file=sys.stderr)
+            for fmt in formats:
+                path = write_result(result, audio, Path(args.output_dir), fmt, **writer_options)
+                print(f"{audio} -> {path}", file=sys.stderr)
         else:
-            multi = len(args.audio) > 1
-            sys.stdout.write(format_result(result, args.output_format, audio, indent=None if multi else 2))
+            multi = len(files) > 1
+            if multi and formats[0] != "json":
+                sys.stdout.write(f"==> {audio} <==\n")
+            sys.stdout.write(format_result(result, formats[0], audio, indent=None if multi else 2, **writer_options))
             sys.stdout.flush()
-    if failures:
-        done = len(args.audio) - len(failures)
-        _err(f"{len(failures)} of {len(args.audio)} file(s) failed ({done} transcribed): "
-             + ", ".join(a for a, _ in failures))
-        return 1
-    return 0
+    if len(files) > 1 or failures:
+        done = len(files) - len(failures)
+        print(f"edge-asr: {done} of {len(files)} file(s) transcribed ({audio_seconds:.1f} s of audio)"
+              + (f"; {len(failures)} failed:" if failures else ""), file=sys.stderr)
+        for audio, reason in failures:
+            print(f"  {audio}: {reason}", file=sys.stderr)
+    return 1 if failures else 0
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
@@ -136,28 +192,62 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     t = sub.add_parser("transcribe", help="transcribe audio files",
-                       description="Transcribe audio files (wav, flac, ogg, mp3; others with edge-asr[av]). "
-                                   "A file that fails is reported and the others are still transcribed; "
-                                   "the exit status is 1 if any failed.")
-    t.add_argument("audio", nargs="+", help="audio files")
+                       description="Transcribe audio files (wav, flac, ogg, mp3; others with edge-asr[av]), "
+                                   "directories (searched recursively) or glob patterns. A file that fails is "
+                                   "reported and the others are still transcribed; a summary ends multi-file runs; "
+                                   "the exit status is 1 if any file failed, 2 if nothing could start.")
+    t.add_argument("audio", nargs="+", help="audio files, directories or glob patterns")
     t.add_argument("--model", "-m", default=DEFAULT_MODEL,
                    help=f"model folder, or a pulled name such as {', '.join(KNOWN_MODELS)} or base-fp32 "
                         f"(default: {DEFAULT_MODEL})")
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="execution device; cuda falls back to cpu with a warning when unavailable (default: auto)")
-    t.add_argument("--language", default=None, help="language code (en, de, ja, ...); default: detect")
-    t.add_argument("--task", default="transcribe", choices=["transcribe", "translate"],
-                   help="translate = speech in any language to English text (multilingual models)")
-    t.add_argument("--output-format", "-f", default="txt", choices=FORMATS, help="output format (default: txt)")
-    t.add_argument("--output-dir", "-o", default=None,
-                   help="write one file per input (clip.flac -> DIR/clip.json) instead of printing to stdout")
     t.add_argument("--threads", type=int, default=None, help="CPU threads for onnxruntime (default: all cores)")
-    t.add_argument("--without-timestamps", action="store_true",
-                   help="decode without timestamp tokens (segments are whole 30 s windows)")
     t.add_argument("--verify", default="auto", choices=["auto", "full", "size"],
                    help="model file integrity check: sha256 when files changed (auto), always (full), "
                         "or sizes only (default: auto)")
-    t.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+    g = t.add_argument_group("decoding")
+    g.add_argument("--language", default=None, help="language code (en, de, ja, ...); default: detect")
+    g.add_argument("--task", default="transcribe", choices=["transcribe", "translate"],
+                   help="translate = speech in any language to English text (multilingual models)")
+    g.add_argument("--beam-size", type=int, default=None, help="beam search width (default: greedy)")
+    g.add_argument("--patience", type=float, default=None, help="beam search patience (default: 1.0)")
+    g.add_argument("--length-penalty", type=float, default=None,
+                   help="0..1: Google NMT length penalty for ranking (default: divide by length)")
+    g.add_argument("--temperature", type=float, nargs="+", default=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
+                   help="temperature, or a fallback ladder tried in order (default: 0 0.2 0.4 0.6 0.8 1)")
+    g.add_argument("--best-of", type=int, default=5, help="samples per fallback temperature > 0 (default: 5)")
+    g.add_argument("--compression-ratio-threshold", type=float, default=2.4,
+                   help="retry hotter when the text compresses better than this (repetition; default: 2.4)")
+    g.add_argument("--logprob-threshold", type=float, default=-1.0,
+                   help="retry hotter when the average token logprob is below this (default: -1.0)")
+    g.add_argument("--no-speech-threshold", type=float, default=0.6,
+                   help="skip a window as silence above this no-speech probability (with a low logprob; default: 0.6)")
+    g.add_argument("--condition-on-previous-text", action=argparse.BooleanOptionalAction, default=True,
+                   help="feed the previous window's text as the prompt (default: on)")
+    g.add_argument("--initial-prompt", default=None, help="text to prime the first window (vocabulary, style)")
+    g.add_argument("--prefix", default=None, help="forced beginning of the first window's text")
+    g.add_argument("--hotwords", default=None, help="terms to favour, fed through every window's prompt")
+    g.add_argument("--word-timestamps", action="store_true", help="time every word (cross-attention alignment)")
+    g.add_argument("--hallucination-silence-threshold", type=float, default=None, metavar="SECONDS",
+                   help="with word timing: skip silent gaps longer than this around likely hallucinations")
+    g.add_argument("--without-timestamps", action="store_true",
+                   help="decode without timestamp tokens (segments are whole 30 s windows)")
+    v = t.add_argument_group("voice activity detection (Silero VAD)")
+    v.add_argument("--vad-filter", action="store_true", help="transcribe only the speech VAD finds")
+    v.add_argument("--vad-threshold", type=float, default=0.5, help="speech probability threshold (default: 0.5)")
+    v.add_argument("--vad-min-silence-ms", type=int, default=2000, help="silence that splits speech (default: 2000)")
+    v.add_argument("--vad-speech-pad-ms", type=int, default=400, help="padding around speech (default: 400)")
+    v.add_argument("--vad-max-speech-s", type=float, default=float("inf"), help="split speech longer than this")
+    o = t.add_argument_group("output")
+    o.add_argument("--output-format", "-f", default="txt", choices=FORMATS + ("all",),
+                   help="output format; all = every format (needs --output-dir) (default: txt)")
+    o.add_argument("--output-dir", "-o", default=None,
+                   help="write one file per input and format (clip.flac -> DIR/clip.srt) instead of stdout")
+    o.add_argument("--max-line-width", type=int, default=None, help="srt/vtt: characters per line (needs --word-timestamps)")
+    o.add_argument("--max-line-count", type=int, default=None, help="srt/vtt: lines per cue (with --max-line-width)")
+    o.add_argument("--highlight-words", action="store_true", help="srt/vtt: underline each word as it is spoken")
+    o.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal)")
     t.set_defaults(func=cmd_transcribe)
 

@@ -1,19 +1,22 @@
-"""Decoding one 30 s window: options, logit filters and the greedy token decoder over the KV cache.
+"""Decoding one batch of 30 s windows: options, token decoders and the decoding task.
 
-Mirrors openai/whisper's decoding.py: a DecodingTask runs the inference backend step by step, logit
-filters shape each step's distribution (suppress lists, blank at the start, timestamp rules) and a
-token decoder picks the next token. Language detection reads the language-token probabilities after
+Mirrors openai/whisper's decoding.py: a DecodingTask runs the inference backend step by step over the
+KV cache, logit filters (logit_filters.py) shape each step, and a token decoder (greedy/sampling or
+beam search) picks the next tokens. Language detection reads the language-token probabilities after
 <|startoftranscript|>.
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 
 from .errors import DecodingError
 from .inference import DecoderState, OnnxBackend
+from .logit_filters import ApplyTimestampRules, LogitFilter, SuppressBlank, SuppressTokens, log_softmax
 from .tokenizer import Tokenizer
 
 
@@ -21,111 +24,174 @@ from .tokenizer import Tokenizer
 class DecodingOptions:
     task: str = "transcribe"
     language: str | None = None  # None: detect (multilingual models) or "en" (English-only models)
-    without_timestamps: bool = False
-    max_initial_timestamp: float = 1.0  # seconds; bounds the first timestamp of a window
+    temperature: float = 0.0
+    sample_len: int | None = None  # max tokens to sample; default n_text_ctx // 2 (224)
+    best_of: int | None = None  # independent samples when temperature > 0
+    beam_size: int | None = None  # beam search when temperature == 0
+    patience: float | None = None  # beam search: stop after beam_size * patience finished candidates
+    length_penalty: float | None = None  # None: rank by logprob / length; else Google NMT's penalty
+    prompt: str | Sequence[int] | None = None  # previous text (<|startofprev|> context)
+    prefix: str | Sequence[int] | None = None  # forced start of this window's text
+    suppress_tokens: str | Sequence[int] | None = "-1"  # "-1": the model's list + control tokens
     suppress_blank: bool = True
-    max_new_tokens: int | None = None  # default: fill the text context (448 tokens incl. the prefix)
+    without_timestamps: bool = False
+    max_initial_timestamp: float | None = 1.0
+    seed: int = 0  # sampling is deterministic per seed
+
+    def __post_init__(self):
+        if self.beam_size is not None and self.best_of is not None:
+            raise DecodingError("best_of applies to sampling and beam_size to beam search: give one, not both")
+        if self.temperature == 0 and self.best_of is not None:
+            raise DecodingError("best_of needs temperature > 0 (it picks the best of several samples)")
+        if self.patience is not None and self.beam_size is None:
+            raise DecodingError("patience applies to beam search: give beam_size too")
+        if self.length_penalty is not None and not 0 <= self.length_penalty <= 1:
+            raise DecodingError("length_penalty must be between 0 and 1")
+        if self.beam_size is not None and self.beam_size < 1 or self.best_of is not None and self.best_of < 1:
+            raise DecodingError("beam_size and best_of must be at least 1")
 
 
 @dataclass(frozen=True)
 class DecodingResult:
-    tokens: list[int]  # sampled tokens (timestamps included, prefix and <|endoftext|> excluded)
+    tokens: list[int]  # sampled tokens (timestamps included; prompt, prefix and <|endoftext|> excluded)
     text: str
     language: str
     avg_logprob: float
     no_speech_prob: float | None
+    temperature: float
+    compression_ratio: float
     language_probs: dict[str, float] | None = field(default=None, compare=False)
 
 
-def log_softmax(x: np.ndarray) -> np.ndarray:
-    m = x.max(axis=-1, keepdims=True)
-    y = x - m
-    return y - np.log(np.exp(y).sum(axis=-1, keepdims=True))
+def compression_ratio(text: str) -> float:
+    """Bytes / zlib-compressed bytes: repetition loops compress well (openai's hallucination signal)."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
 
 
-class LogitFilter:
-    def apply(self, logits: np.ndarray, tokens: list[list[int]]) -> None:
-        """Modify logits [B, vocab] in place; ``tokens`` are the sampled tokens so far, per batch item."""
+class TokenDecoder:
+    def reset(self) -> None:
+        pass
+
+    def update(self, logits: np.ndarray, tokens: list[list[int]], sum_logprobs: np.ndarray):
+        """Pick next tokens for every row; return (next tokens [rows], source row of each row or None, done)."""
+        raise NotImplementedError
+
+    def finalize(self, tokens: list[list[int]], sum_logprobs: np.ndarray) -> tuple[list[list[list[int]]], list[list[float]]]:
+        """Candidate sequences and their sum-logprobs, per audio."""
         raise NotImplementedError
 
 
-class SuppressTokens(LogitFilter):
-    def __init__(self, ids: list[int]):
-        self.ids = np.array(sorted(set(ids)), dtype=np.int64)
+class GreedyDecoder(TokenDecoder):
+    """Argmax at temperature 0, else sampling from softmax(logits / temperature)."""
 
-    def apply(self, logits, tokens):
-        logits[:, self.ids] = -np.inf
-
-
-class SuppressBlank(LogitFilter):
-    """At the first sampled position, forbid a blank (space) or an immediate <|endoftext|>."""
-
-    def __init__(self, ids: list[int]):
-        self.ids = np.array(ids, dtype=np.int64)
-
-    def apply(self, logits, tokens):
-        for b, seq in enumerate(tokens):
-            if not seq:
-                logits[b, self.ids] = -np.inf
-
-
-class ApplyTimestampRules(LogitFilter):
-    """openai/whisper's timestamp rules: timestamps come in pairs, never decrease, the first one is at
-    most ``max_initial_index`` steps in, and a timestamp is forced when its total probability beats
-    every text token."""
-
-    def __init__(self, tokenizer: Tokenizer, max_initial_index: int | None):
-        self.tb = tokenizer.timestamp_begin
-        self.eot = tokenizer.eot
-        self.no_timestamps = tokenizer.special.no_timestamps
-        self.max_initial_index = max_initial_index
-
-    def apply(self, logits, tokens):
-        tb = self.tb
-        logits[:, self.no_timestamps] = -np.inf
-        for b, seq in enumerate(tokens):
-            row = logits[b]
-            last_ts = len(seq) >= 1 and seq[-1] >= tb
-            penultimate_ts = len(seq) < 2 or seq[-2] >= tb
-            if last_ts:
-                if penultimate_ts:  # a pair closed: text must follow
-                    row[tb:] = -np.inf
-                else:  # an open timestamp: close it, or end
-                    row[: self.eot] = -np.inf
-            stamps = [t for t in seq if t >= tb]
-            if stamps:
-                # Monotonic: never go back; after a closed pair the next start may equal the last end.
-                floor = stamps[-1] if (last_ts and not penultimate_ts) else stamps[-1] + 1
-                row[tb:floor] = -np.inf
-            if not seq:
-                row[:tb] = -np.inf  # a window starts with a timestamp
-                if self.max_initial_index is not None:
-                    row[tb + self.max_initial_index + 1:] = -np.inf
-        logprobs = log_softmax(logits)
-        for b in range(logits.shape[0]):
-            ts_logprob = np.logaddexp.reduce(logprobs[b, self.tb:])
-            if ts_logprob > logprobs[b, : self.tb].max():
-                logits[b, : self.tb] = -np.inf
-
-
-class GreedyDecoder:
-    """Pick the most likely token; accumulate its log-probability."""
-
-    def __init__(self, eot: int):
+    def __init__(self, temperature: float, eot: int, n_group: int, rng: np.random.Generator):
+        self.temperature = temperature
         self.eot = eot
+        self.n_group = n_group
+        self.rng = rng
 
-    def update(self, logits: np.ndarray, tokens: list[list[int]], sum_logprobs: np.ndarray,
-               finished: np.ndarray) -> np.ndarray:
-        next_tokens = logits.argmax(axis=-1)
+    def update(self, logits, tokens, sum_logprobs):
+        if self.temperature == 0:
+            next_tokens = logits.argmax(axis=-1)
+        else:  # Gumbel-max: a categorical sample per row, vectorised
+            gumbel = -np.log(-np.log(self.rng.uniform(1e-20, 1.0, logits.shape)))
+            next_tokens = (logits / self.temperature + gumbel).argmax(axis=-1)
         logprobs = log_softmax(logits)
         for b, tok in enumerate(next_tokens):
-            if finished[b]:
+            if tokens[b] and tokens[b][-1] == self.eot:
+                next_tokens[b] = self.eot
                 continue
-            if tok != self.eot:
-                tokens[b].append(int(tok))
             sum_logprobs[b] += logprobs[b, tok]
-            finished[b] = tok == self.eot
-        return next_tokens
+            tokens[b].append(int(tok))
+        done = all(seq and seq[-1] == self.eot for seq in tokens)
+        return next_tokens, None, done
+
+    def finalize(self, tokens, sum_logprobs):
+        groups, scores = [], []
+        for i in range(0, len(tokens), self.n_group):
+            groups.append([list(t) for t in tokens[i:i + self.n_group]])
+            scores.append([float(s) for s in sum_logprobs[i:i + self.n_group]])
+        return groups, scores
+
+
+class BeamSearchDecoder(TokenDecoder):
+    """openai/whisper's beam search: keep beam_size live hypotheses per audio, collect finished ones until
+    beam_size * patience are done."""
+
+    def __init__(self, beam_size: int, eot: int, patience: float | None):
+        self.beam_size = beam_size
+        self.eot = eot
+        self.patience = patience or 1.0
+        self.max_candidates = round(beam_size * self.patience)
+        if self.max_candidates <= 0:
+            raise DecodingError(f"beam_size * patience must be at least 1 (got {beam_size} * {self.patience})")
+        self.finished: list[dict[tuple, float]] | None = None
+
+    def reset(self):
+        self.finished = None
+
+    def update(self, logits, tokens, sum_logprobs):
+        n_audio = len(tokens) // self.beam_size
+        if self.finished is None:
+            self.finished = [{} for _ in range(n_audio)]
+        logprobs = log_softmax(logits)
+        next_tokens, source, new_tokens, new_sums = [], [], [], []
+        for i in range(n_audio):
+            scores, sources, finished = {}, {}, {}
+            for j in range(self.beam_size):
+                idx = i * self.beam_size + j
+                prefix = tokens[idx]
+                top = np.argpartition(-logprobs[idx], self.beam_size)[: self.beam_size + 1]
+                for tok in top[np.argsort(-logprobs[idx, top])]:
+                    seq = tuple(prefix + [int(tok)])
+                    scores[seq] = float(sum_logprobs[idx] + logprobs[idx, tok])
+                    sources[seq] = idx
+            saved = 0
+            for seq in sorted(scores, key=scores.get, reverse=True):
+                if seq[-1] == self.eot:
+                    finished[seq] = scores[seq]
+                else:
+                    new_sums.append(scores[seq])
+                    new_tokens.append(list(seq))
+                    source.append(sources[seq])
+                    saved += 1
+                    if saved == self.beam_size:
+                        break
+            for seq in sorted(finished, key=finished.get, reverse=True):
+                if len(self.finished[i]) >= self.max_candidates:
+                    break
+                self.finished[i][seq] = finished[seq]
+        tokens[:] = new_tokens
+        sum_logprobs[:] = new_sums
+        next_tokens = np.array([seq[-1] for seq in new_tokens], dtype=np.int64)
+        done = all(len(f) >= self.max_candidates for f in self.finished)
+        return next_tokens, np.array(source, dtype=np.int64), done
+
+    def finalize(self, tokens, sum_logprobs):
+        groups, scores = [], []
+        for i, finished in enumerate(self.finished or [{} for _ in range(len(tokens) // self.beam_size)]):
+            if len(finished) < self.beam_size:  # add the best live hypotheses when too few finished
+                live = sorted(range(i * self.beam_size, (i + 1) * self.beam_size), key=lambda r: -sum_logprobs[r])
+                for r in live:
+                    finished.setdefault(tuple(tokens[r] + [self.eot]), float(sum_logprobs[r]))
+                    if len(finished) >= self.beam_size:
+                        break
+            groups.append([list(seq) for seq in finished])
+            scores.append(list(finished.values()))
+        return groups, scores
+
+
+def rank(sequences: list[list[int]], sum_logprobs: list[float], length_penalty: float | None) -> int:
+    """Index of the best candidate: highest sum-logprob over (length, or Google NMT's length penalty)."""
+    best, best_score = 0, -np.inf
+    for i, (seq, lp) in enumerate(zip(sequences, sum_logprobs)):
+        n = len(seq)
+        penalty = n if length_penalty is None else ((5 + n) / 6) ** length_penalty
+        score = lp / max(penalty, 1e-9)
+        if score > best_score:
+            best, best_score = i, score
+    return best
 
 
 class DecodingTask:
@@ -135,21 +201,52 @@ class DecodingTask:
         self.backend = backend
         self.tokenizer = tokenizer
         self.options = options
-        m = backend.manifest
-        self.n_ctx = m.dims.n_text_ctx
+        self.n_ctx = backend.manifest.dims.n_text_ctx
         self.time_precision = 0.02  # seconds per timestamp step (30 s / 1500)
+
+    def _encode_text(self, value: str | Sequence[int]) -> list[int]:
+        if isinstance(value, str):
+            return self.tokenizer.encode(" " + value.strip())
+        return [int(t) for t in value]
+
+    def _initial_tokens(self, language: str) -> tuple[list[int], int]:
+        """(prompt + start-of-transcript sequence + prefix, index of <|startoftranscript|>)."""
+        opt, tok = self.options, self.tokenizer
+        tokens = tok.sot_sequence(language, opt.task, not opt.without_timestamps)
+        if opt.prefix:
+            prefix = self._encode_text(opt.prefix)[-(self.n_ctx // 2):]
+            tokens = tokens + prefix
+        sot_index = 0
+        if opt.prompt:
+            prompt = self._encode_text(opt.prompt)[-(self.n_ctx // 2 - 1):]
+            tokens = [tok.special.sot_prev] + prompt + tokens
+            sot_index = len(prompt) + 1
+        return tokens, sot_index
+
+    def _suppress_ids(self) -> list[int]:
+        opt, m, s = self.options, self.backend.manifest, self.tokenizer.special
+        given = opt.suppress_tokens
+        if given is None or given == "":
+            return []
+        if isinstance(given, str):
+            ids = [int(t) for t in given.split(",") if t.strip()]
+        else:
+            ids = [int(t) for t in given]
+        if -1 in ids:
+            ids = [t for t in ids if t >= 0] + list(m.suppress_tokens)
+        ids += [s.translate, s.transcribe, s.sot, s.sot_prev, s.sot_lm]
+        if s.no_speech is not None:
+            ids.append(s.no_speech)
+        return sorted(set(ids))
 
     def _filters(self) -> list[LogitFilter]:
         m, tok, opt = self.backend.manifest, self.tokenizer, self.options
         filters: list[LogitFilter] = []
         if opt.suppress_blank:
             filters.append(SuppressBlank(list(m.begin_suppress_tokens) or [220, tok.eot]))
-        suppress = set(m.suppress_tokens)
-        s = tok.special
-        suppress |= {s.translate, s.transcribe, s.sot, s.sot_prev, s.sot_lm}
-        if s.no_speech is not None:
-            suppress.add(s.no_speech)
-        filters.append(SuppressTokens(sorted(suppress)))
+        suppress = self._suppress_ids()
+        if suppress:
+            filters.append(SuppressTokens(suppress))
         if not opt.without_timestamps:
             max_initial = None
             if opt.max_initial_timestamp is not None:
@@ -165,48 +262,63 @@ class DecodingTask:
         logits, _ = self.backend.decode(sot, state)
         codes = list(tok.special.languages)
         ids = np.array([tok.special.languages[c] for c in codes])
-        lang_logits = logits[:, 0, ids]
-        probs = np.exp(log_softmax(lang_logits))
-        return ([codes[int(i)] for i in probs.argmax(-1)],
-                [dict(zip(codes, map(float, p))) for p in probs])
+        probs = np.exp(log_softmax(logits[:, 0, ids].astype(np.float64)))
+        return ([codes[int(i)] for i in probs.argmax(-1)], [dict(zip(codes, map(float, p))) for p in probs])
 
     def run(self, state: DecoderState) -> list[DecodingResult]:
         opt, tok = self.options, self.tokenizer
-        language_probs: list[dict[str, float] | None] = [None] * state.batch
+        n_audio = state.batch
+        language_probs: list[dict[str, float] | None] = [None] * n_audio
         if opt.language is None and tok.multilingual:
             languages, probs = self.detect_language(state)
             language_probs = list(probs)
         else:
-            languages = [opt.language or "en"] * state.batch
-        prefixes = [tok.sot_sequence(lang, opt.task, not opt.without_timestamps) for lang in languages]
-        prefix = np.array(prefixes, dtype=np.int64)  # same length for every item
-        sot_index = 0
-        max_new = opt.max_new_tokens or (self.n_ctx - prefix.shape[1])
-        max_new = min(max_new, self.n_ctx - prefix.shape[1])
+            languages = [opt.language or "en"] * n_audio
+        if len(set(languages)) > 1:  # one prefix for the batch: decode mixed languages one by one
+            raise DecodingError("windows of one batch must share a language; pass language=")
+        initial, sot_index = self._initial_tokens(languages[0])
+        sample_len = opt.sample_len or self.n_ctx // 2
+        sample_len = min(sample_len, self.n_ctx - len(initial))
+        if sample_len <= 0:
+            raise DecodingError("the prompt and prefix leave no room to decode in the text context")
+        if opt.beam_size is not None and opt.temperature == 0:
+            n_group = opt.beam_size
+            decoder: TokenDecoder = BeamSearchDecoder(opt.beam_size, tok.eot, opt.patience)
+        else:
+            n_group = opt.best_of or 1 if opt.temperature > 0 else 1
+            decoder = GreedyDecoder(opt.temperature, tok.eot, n_group, np.random.default_rng(opt.seed))
+        state = self.backend.repeat(state, n_group)
+        rows = n_audio * n_group
+        tokens: list[list[int]] = [[] for _ in range(rows)]
+        sum_logprobs = np.zeros(rows)
         filters = self._filters()
-        decoder = GreedyDecoder(tok.eot)
-        tokens: list[list[int]] = [[] for _ in range(state.batch)]
-        sum_logprobs = np.zeros(state.batch)
-        finished = np.zeros(state.batch, dtype=bool)
-        no_speech_probs: list[float | None] = [None] * state.batch
-        step_input = prefix
-        for step in range(max_new):
+        no_speech_probs: list[float | None] = [None] * n_audio
+        step_input = np.array([initial] * rows, dtype=np.int64)
+        for step in range(sample_len):
             logits, state = self.backend.decode(step_input, state)
             if step == 0 and tok.special.no_speech is not None:
-                p = np.exp(log_softmax(logits[:, sot_index].astype(np.float64)))
+                p = np.exp(log_softmax(logits[::n_group, sot_index].astype(np.float64)))
                 no_speech_probs = [float(x) for x in p[:, tok.special.no_speech]]
             last = logits[:, -1].astype(np.float64)
+            live = [seq[:-1] if seq and seq[-1] == tok.eot else seq for seq in tokens]
             for f in filters:
-                f.apply(last, tokens)
-            next_tokens = decoder.update(last, tokens, sum_logprobs, finished)
-            if finished.all():
+                f.apply(last, live)
+            next_tokens, source, done = decoder.update(last, tokens, sum_logprobs)
+            if source is not None:
+                state = self.backend.reorder(state, source)
+            if done:
                 break
-            step_input = np.where(finished, tok.eot, next_tokens)[:, None].astype(np.int64)
+            step_input = next_tokens[:, None].astype(np.int64)
+        groups, scores = decoder.finalize(tokens, sum_logprobs)
         results = []
-        for b in range(state.batch):
-            n = len(tokens[b]) + 1  # count <|endoftext|> as openai does for the average
+        for i in range(n_audio):
+            candidates = [[t for t in seq if t != tok.eot] for seq in groups[i]]
+            best = rank(candidates, scores[i], opt.length_penalty)
+            seq = candidates[best]
+            text = tok.decode(seq).strip()
             results.append(DecodingResult(
-                tokens=tokens[b], text=tok.decode(tokens[b]).strip(), language=languages[b],
-                avg_logprob=float(sum_logprobs[b] / n), no_speech_prob=no_speech_probs[b],
-                language_probs=language_probs[b]))
+                tokens=seq, text=text, language=languages[i],
+                avg_logprob=float(scores[i][best] / (len(seq) + 1)), no_speech_prob=no_speech_probs[i],
+                temperature=opt.temperature, compression_ratio=compression_ratio(text),
+                language_probs=language_probs[i]))
         return results

@@ -42,6 +42,7 @@ class OnnxBackend:
         on_gpu = "CUDAExecutionProvider" in self.decoder.get_providers()
         self.device = "cuda" if on_gpu else "cpu"
         d = manifest.dims
+        self.has_alignment = "alignment_attn" in manifest.graphs["decoder"]["outputs"]
         self._empty_cache_shape = (d.decoder_layers, 0, d.decoder_heads, 0, d.d_model // d.decoder_heads)
 
     def _value(self, array: np.ndarray) -> ort.OrtValue:
@@ -65,6 +66,18 @@ class OnnxBackend:
 
     def decode(self, tokens: np.ndarray, state: DecoderState) -> tuple[np.ndarray, DecoderState]:
         """Feed tokens [B, T] after the cached ones; return logits [B, T, vocab] and the grown state."""
+        logits, state, _ = self._decode(tokens, state, alignment=False)
+        return logits, state
+
+    def decode_with_alignment(self, tokens: np.ndarray, state: DecoderState
+                              ) -> tuple[np.ndarray, DecoderState, np.ndarray]:
+        """Like decode, plus the alignment heads' cross-attention weights [B, heads, T, frames] (softmax
+        over all encoder frames). Needs a folder exported with word-timestamp support."""
+        if not self.has_alignment:
+            raise RuntimeError("this model folder has no alignment_attn output")
+        return self._decode(tokens, state, alignment=True)
+
+    def _decode(self, tokens: np.ndarray, state: DecoderState, alignment: bool):
         io = self.decoder.io_binding()
         io.bind_ortvalue_input("tokens", self._value(tokens.astype(np.int64, copy=False)))
         io.bind_ortvalue_input("self_k", state.self_k)
@@ -74,6 +87,27 @@ class OnnxBackend:
         io.bind_output("logits", "cpu")
         io.bind_output("new_self_k", self.device)
         io.bind_output("new_self_v", self.device)
+        if alignment:  # unbound outputs are not copied out, so the per-token path never pays for it
+            io.bind_output("alignment_attn", "cpu")
         self.decoder.run_with_iobinding(io)
-        logits, k, v = io.get_outputs()
-        return logits.numpy(), DecoderState(state.cross_k, state.cross_v, k, v, state.batch)
+        outs = io.get_outputs()
+        new_state = DecoderState(state.cross_k, state.cross_v, outs[1], outs[2], state.batch)
+        return outs[0].numpy(), new_state, (outs[3].numpy() if alignment else None)
+
+    def _to_numpy(self, value: ort.OrtValue) -> np.ndarray:
+        return value.numpy()
+
+    def repeat(self, state: DecoderState, n: int) -> DecoderState:
+        """Each batch item n times in a row (beams, best_of candidates)."""
+        if n == 1:
+            return state
+        rep = [self._value(np.repeat(self._to_numpy(v), n, axis=1))
+               for v in (state.cross_k, state.cross_v, state.self_k, state.self_v)]
+        return DecoderState(*rep, batch=state.batch * n)
+
+    def reorder(self, state: DecoderState, indices: np.ndarray) -> DecoderState:
+        """Select/reorder the self-attention cache rows (beam search). On CUDA this round-trips through
+        host memory; beam search there is correct but not as fast as greedy."""
+        k = self._value(np.take(self._to_numpy(state.self_k), indices, axis=1))
+        v = self._value(np.take(self._to_numpy(state.self_v), indices, axis=1))
+        return DecoderState(state.cross_k, state.cross_v, k, v, state.batch)

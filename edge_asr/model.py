@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
 from .audio import AudioInput, load_audio
 from .decoding import DecodingOptions, DecodingTask
+from .errors import DecodingError
 from .features import N_SAMPLES, log_mel_spectrogram, pad_or_trim
 from .inference import OnnxBackend
 from .manifest import Manifest, read_manifest, verify_files
@@ -15,7 +17,7 @@ from .providers import SessionConfig, resolve_providers
 from .registry import resolve_model
 from .results import TranscriptionResult
 from .tokenizer import Tokenizer
-from .transcribe import ProgressCallback, transcribe_audio
+from .transcribe import ProgressCallback, TranscribeOptions, transcribe_audio
 
 
 class WhisperModel:
@@ -35,20 +37,32 @@ class WhisperModel:
     def multilingual(self) -> bool:
         return self.manifest.multilingual
 
-    def transcribe(self, audio: AudioInput, *, language: str | None = None, task: str = "transcribe",
-                   sample_rate: int | None = None, without_timestamps: bool = False,
-                   progress: ProgressCallback | None = None) -> TranscriptionResult:
+    def transcribe(self, audio: AudioInput, options: TranscribeOptions | None = None, *,
+                   sample_rate: int | None = None, progress: ProgressCallback | None = None,
+                   **option_overrides) -> TranscriptionResult:
         """Transcribe a file path, encoded bytes, or a sample array (of rate ``sample_rate``, default 16 kHz).
 
-        ``language`` is an ISO code such as "en" or "de"; None detects it (multilingual models).
-        ``task`` is "transcribe" or "translate" (to English; multilingual models only).
+        Options are the fields of :class:`TranscribeOptions`, given as an object and/or keywords, e.g.
+        ``language="de"``, ``task="translate"``, ``beam_size=5``, ``word_timestamps=True``,
+        ``vad_filter=True``, ``initial_prompt="Glossary: ..."``, ``hotwords="Kubernetes, kubectl"``.
         ``progress(done_seconds, total_seconds)`` is called after each 30 s window.
         """
-        options = DecodingOptions(task=task, language=language, without_timestamps=without_timestamps)
-        # Validate options before the (possibly long) audio decode, so mistakes fail fast.
-        self.tokenizer.sot_sequence(language, task, not without_timestamps)
+        unknown = set(option_overrides) - TranscribeOptions.names()
+        if unknown:
+            raise TypeError(f"unknown transcribe option(s): {', '.join(sorted(unknown))}; "
+                            f"valid: {', '.join(sorted(TranscribeOptions.names()))}")
+        opts = replace(options or TranscribeOptions(), **option_overrides)
+        # Validate what can be validated before the (possibly long) audio decode, so mistakes fail fast.
+        self.tokenizer.sot_sequence(opts.language, opts.task, not opts.without_timestamps)
+        if (opts.word_timestamps or opts.hallucination_silence_threshold) and not self.backend.has_alignment:
+            raise DecodingError("word timestamps are unavailable for this model folder: it was exported without "
+                                "cross-attention outputs; re-export it with this edge-asr version")
         samples = load_audio(audio, sample_rate)
-        return transcribe_audio(self.backend, self.tokenizer, samples, options, progress)
+        return transcribe_audio(self.backend, self.tokenizer, samples, opts, progress)
+
+    @property
+    def word_timestamps_available(self) -> bool:
+        return self.backend.has_alignment
 
     def detect_language(self, audio: AudioInput, sample_rate: int | None = None) -> tuple[str, dict[str, float]]:
         """Most likely language of the first 30 s, and the probability of every language."""

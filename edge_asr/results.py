@@ -6,6 +6,14 @@ from dataclasses import asdict, dataclass, field
 
 
 @dataclass(frozen=True)
+class Word:
+    start: float  # seconds from the start of the audio
+    end: float
+    word: str  # with its leading space, as decoded
+    probability: float
+
+
+@dataclass(frozen=True)
 class Segment:
     id: int
     start: float  # seconds from the start of the audio
@@ -14,6 +22,9 @@ class Segment:
     tokens: tuple[int, ...] = field(repr=False)
     avg_logprob: float = 0.0
     no_speech_prob: float | None = None
+    temperature: float = 0.0
+    compression_ratio: float = 0.0
+    words: tuple[Word, ...] | None = None  # with word_timestamps=True
 
 
 @dataclass(frozen=True)
@@ -33,6 +44,8 @@ class TranscriptionResult:
         d = asdict(self)
         for s in d["segments"]:
             s["tokens"] = list(s["tokens"])
+            if s["words"] is None:
+                del s["words"]
         d["language_probability"] = self.language_probability
         if not language_probs:
             del d["language_probs"]

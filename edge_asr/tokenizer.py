@@ -36,6 +36,7 @@ class Tokenizer:
         self._tok = _HFTokenizer.from_file(str(path))
         self.special = specials
         self.multilingual = multilingual
+        self.language: str | None = None  # set per transcription; drives word splitting
 
     @property
     def eot(self) -> int:
@@ -82,6 +83,63 @@ class Tokenizer:
         if not timestamps:
             seq.append(self.special.no_timestamps)
         return seq
+
+    def decode_with_timestamps(self, ids: Sequence[int]) -> str:
+        """Text with timestamp tokens rendered as <|1.08|> (for debugging and verbose output)."""
+        out, text = [], []
+        for t in ids:
+            if t >= self.special.timestamp_begin:
+                out.append(self.decode(text))
+                text = []
+                out.append(f"<|{(t - self.special.timestamp_begin) * 0.02:.2f}|>")
+            else:
+                text.append(t)
+        out.append(self.decode(text))
+        return "".join(out)
+
+    def split_to_word_tokens(self, tokens: list[int]) -> tuple[list[str], list[list[int]]]:
+        """Group text tokens into words (openai/whisper's rule): at spaces and punctuation, or at every
+        decodable unicode boundary for languages written without spaces."""
+        if self.language in {"zh", "ja", "th", "lo", "my", "yue"}:
+            return self._split_on_unicode(tokens)
+        return self._split_on_spaces(tokens)
+
+    def _split_on_unicode(self, tokens: list[int]) -> tuple[list[str], list[list[int]]]:
+        decoded_full = self.decode_raw(tokens)
+        replacement = "\ufffd"
+        words, word_tokens, current = [], [], []
+        unicode_offset = 0
+        for token in tokens:
+            current.append(token)
+            decoded = self.decode_raw(current)
+            if replacement not in decoded or decoded_full[unicode_offset + decoded.index(replacement)] == replacement:
+                words.append(decoded)
+                word_tokens.append(current)
+                current = []
+                unicode_offset += len(decoded)
+        return words, word_tokens
+
+    def _split_on_spaces(self, tokens: list[int]) -> tuple[list[str], list[list[int]]]:
+        import string
+
+        subwords, subword_tokens_list = self._split_on_unicode(tokens)
+        words: list[str] = []
+        word_tokens: list[list[int]] = []
+        for subword, subword_tokens in zip(subwords, subword_tokens_list):
+            special = subword_tokens[0] >= self.special.eot
+            with_space = subword.startswith(" ")
+            punctuation = subword.strip() in string.punctuation
+            if special or with_space or punctuation or len(words) == 0:
+                words.append(subword)
+                word_tokens.append(list(subword_tokens))
+            else:
+                words[-1] = words[-1] + subword
+                word_tokens[-1].extend(subword_tokens)
+        return words, word_tokens
+
+    def decode_raw(self, ids: Sequence[int]) -> str:
+        """Decode keeping partial UTF-8 sequences as U+FFFD and special tokens as text (word splitting)."""
+        return self._tok.decode([int(i) for i in ids], skip_special_tokens=False)
 
     def language_codes(self) -> list[str]:
         return list(self.special.languages) if self.multilingual else ["en"]

@@ -1,111 +1,323 @@
 """Long-form transcription: slide a 30 s window over the file, seeking by the last timestamp token.
 
 This follows openai/whisper's transcribe(): the log-mel of the whole file is computed once (with 30 s
-of trailing silence so the last window is complete), each window is decoded with timestamps, the
-text between consecutive timestamp pairs becomes a segment, and the next window starts at the last
-complete timestamp (or after the window when it ends on a lone timestamp or has none).
+of trailing silence so the last window is complete); each window is decoded with temperature
+fallback (on compression-ratio and average-logprob thresholds), skipped when it is silence (no-speech
+probability), split into segments at timestamp pairs, optionally word-timed, and the next window
+starts at the last complete timestamp. Previous text is fed back as the prompt. With ``vad_filter``
+only the speech Silero VAD finds is transcribed (faster-whisper's approach), and times are mapped back.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Callable
+import string
+from dataclasses import dataclass, fields, replace
+from typing import Callable, Sequence
 
 import numpy as np
 
 from .decoding import DecodingOptions, DecodingResult, DecodingTask
+from .errors import DecodingError
 from .features import FRAMES_PER_SECOND, HOP_LENGTH, N_FRAMES, N_SAMPLES, log_mel_spectrogram, pad_or_trim
 from .inference import OnnxBackend
-from .results import Segment, TranscriptionResult
+from .results import Segment, TranscriptionResult, Word
 from .tokenizer import Tokenizer
+from .vad import SpeechTimestampsMap, VadOptions, collect_chunks, get_speech_timestamps
 
 INPUT_STRIDE = 2  # mel frames per encoder output frame (= per timestamp step of 0.02 s)
+TIME_PRECISION = 0.02
+SAMPLE_RATE = 16000
 
 ProgressCallback = Callable[[float, float], None]  # (seconds processed, total seconds)
 
 
-def _segments_from_tokens(result: DecodingResult, tokenizer: Tokenizer, time_offset: float,
-                          window_frames: int, next_id: int) -> tuple[list[Segment], int]:
-    """Split one window's tokens at timestamp pairs; return its segments and the seek advance in frames."""
-    tb = tokenizer.timestamp_begin
-    tokens = np.array(result.tokens, dtype=np.int64)
-    is_ts = tokens >= tb
-    single_ending = len(tokens) >= 2 and not is_ts[-2] and is_ts[-1]
-    consecutive = np.where(is_ts[:-1] & is_ts[1:])[0] + 1
-    segments: list[Segment] = []
+@dataclass(frozen=True)
+class TranscribeOptions:
+    """Everything that shapes a transcription. Defaults follow openai/whisper (greedy, fallback on)."""
 
-    def add(start: float, end: float, toks: np.ndarray) -> None:
-        text_tokens = [int(t) for t in toks if t < tokenizer.eot]
-        text = tokenizer.decode(text_tokens).strip()
-        if not text:
-            return
-        segments.append(Segment(id=next_id + len(segments), start=round(start, 3), end=round(end, 3), text=text,
-                                tokens=tuple(int(t) for t in toks), avg_logprob=result.avg_logprob,
-                                no_speech_prob=result.no_speech_prob))
+    language: str | None = None  # ISO code; None: detect on the first 30 s (multilingual models)
+    task: str = "transcribe"  # or "translate" (to English; multilingual models)
+    temperature: float | Sequence[float] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # fallback ladder
+    beam_size: int | None = None  # beam search at temperature 0 (None: greedy)
+    best_of: int | None = 5  # samples per fallback temperature > 0
+    patience: float | None = None
+    length_penalty: float | None = None
+    compression_ratio_threshold: float | None = 2.4  # above: repetitive, retry hotter
+    logprob_threshold: float | None = -1.0  # average logprob below: retry hotter
+    no_speech_threshold: float | None = 0.6  # with a low logprob: the window is silence, skip it
+    condition_on_previous_text: bool = True
+    prompt_reset_on_temperature: float = 0.5
+    initial_prompt: str | None = None  # context/vocabulary for the first window
+    prefix: str | None = None  # forced start of the first window's text
+    hotwords: str | None = None  # terms to favour: put in every window's prompt (faster-whisper)
+    word_timestamps: bool = False
+    prepend_punctuations: str = "\"'“¿([{-"
+    append_punctuations: str = "\"'.。,，!！?？:：”)]}、"
+    hallucination_silence_threshold: float | None = None  # seconds; skip silent gaps around likely hallucinations
+    without_timestamps: bool = False
+    max_initial_timestamp: float | None = 1.0
+    suppress_tokens: str | Sequence[int] | None = "-1"
+    suppress_blank: bool = True
+    vad_filter: bool = False
+    vad_options: VadOptions | None = None
+    seed: int = 0
 
-    if len(consecutive) > 0:
-        slices = consecutive.tolist()
-        if single_ending:
-            slices.append(len(tokens))
-        last = 0
-        for cur in slices:
-            part = tokens[last:cur]
-            add(time_offset + float(part[0] - tb) * 0.02, time_offset + float(part[-1] - tb) * 0.02, part)
-            last = cur
-        if single_ending:
-            advance = window_frames
+    @classmethod
+    def names(cls) -> set[str]:
+        return {f.name for f in fields(cls)}
+
+
+_PUNCTUATION = "\"'“¿([{-\"'.。,，!！?？:：”)]}、"
+
+
+def _word_anomaly_score(word: dict) -> float:
+    probability = word.get("probability", 0.0)
+    duration = word["end"] - word["start"]
+    score = 0.0
+    if probability < 0.15:
+        score += 1.0
+    if duration < 0.133:
+        score += (0.133 - duration) * 15
+    if duration > 2.0:
+        score += duration - 2.0
+    return score
+
+
+def _is_segment_anomaly(segment: dict | None) -> bool:
+    if segment is None or not segment.get("words"):
+        return False
+    words = [w for w in segment["words"] if w["word"] not in _PUNCTUATION][:8]
+    score = sum(_word_anomaly_score(w) for w in words)
+    return score >= 3 or score + 0.01 >= len(words)
+
+
+def _next_words_segment(segments: list[dict]) -> dict | None:
+    return next((s for s in segments if s.get("words")), None)
+
+
+def _get_end(segments: list[dict]) -> float | None:
+    return next((w["end"] for s in reversed(segments) for w in reversed(s.get("words") or [])),
+                segments[-1]["end"] if segments else None)
+
+
+class Transcriber:
+    """Runs one long-form transcription; holds the state that carries across windows."""
+
+    def __init__(self, backend: OnnxBackend, tokenizer: Tokenizer, options: TranscribeOptions):
+        self.backend = backend
+        self.tokenizer = tokenizer
+        self.options = options
+        self.n_ctx = backend.manifest.dims.n_text_ctx
+        if (options.word_timestamps or options.hallucination_silence_threshold) and not backend.has_alignment:
+            raise DecodingError("word timestamps are unavailable for this model folder: it was exported without "
+                                "cross-attention outputs; re-export it with this edge-asr version")
+        temps = options.temperature
+        self.temperatures = [float(temps)] if isinstance(temps, (int, float)) else [float(t) for t in temps]
+        if not self.temperatures:
+            raise DecodingError("temperature must be a number or a non-empty sequence")
+
+    def decode_with_fallback(self, state, prompt: list[int], prefix: str | None, language: str) -> DecodingResult:
+        opt = self.options
+        result = None
+        for t in self.temperatures:
+            options = DecodingOptions(
+                task=opt.task, language=language, temperature=t, prompt=prompt or None, prefix=prefix,
+                beam_size=opt.beam_size if t == 0 else None, patience=opt.patience if t == 0 else None,
+                best_of=opt.best_of if t > 0 else None, length_penalty=opt.length_penalty,
+                suppress_tokens=opt.suppress_tokens, suppress_blank=opt.suppress_blank,
+                without_timestamps=opt.without_timestamps, max_initial_timestamp=opt.max_initial_timestamp,
+                seed=opt.seed)
+            result = DecodingTask(self.backend, self.tokenizer, options).run(state)[0]
+            needs_fallback = False
+            if opt.compression_ratio_threshold is not None and result.compression_ratio > opt.compression_ratio_threshold:
+                needs_fallback = True  # too repetitive
+            if opt.logprob_threshold is not None and result.avg_logprob < opt.logprob_threshold:
+                needs_fallback = True  # too unsure
+            if (opt.no_speech_threshold is not None and result.no_speech_prob is not None
+                    and result.no_speech_prob > opt.no_speech_threshold
+                    and opt.logprob_threshold is not None and result.avg_logprob < opt.logprob_threshold):
+                needs_fallback = False  # silence: hotter decoding would only invent words
+            if not needs_fallback:
+                break
+        assert result is not None
+        return result
+
+    def _prompt(self, history: list[int], hotword_tokens: list[int]) -> list[int]:
+        room = self.n_ctx // 2 - 1 - len(hotword_tokens)
+        return hotword_tokens + (history[-room:] if room > 0 and history else [])
+
+    def _split_segments(self, result: DecodingResult, time_offset: float, segment_size: int
+                        ) -> tuple[list[dict], int, bool]:
+        """Segments (dicts) of one window, the seek advance in frames, and whether it ended on a lone timestamp."""
+        tb = self.tokenizer.timestamp_begin
+        tokens = np.array(result.tokens, dtype=np.int64)
+        segments: list[dict] = []
+
+        def new(start: float, end: float, toks) -> dict:
+            toks = [int(t) for t in toks]
+            return {"start": round(start, 3), "end": round(end, 3), "tokens": toks,
+                    "text": self.tokenizer.decode(toks).strip(), "result": result}
+
+        if self.options.without_timestamps:
+            return [new(time_offset, time_offset + segment_size / FRAMES_PER_SECOND, tokens)], segment_size, False
+        is_ts = tokens >= tb
+        single_ending = len(tokens) >= 2 and not is_ts[-2] and is_ts[-1]
+        consecutive = np.where(is_ts[:-1] & is_ts[1:])[0] + 1
+        if len(consecutive) > 0:
+            slices = consecutive.tolist()
+            if single_ending:
+                slices.append(len(tokens))
+            last = 0
+            for cur in slices:
+                part = tokens[last:cur]
+                segments.append(new(time_offset + float(part[0] - tb) * TIME_PRECISION,
+                                    time_offset + float(part[-1] - tb) * TIME_PRECISION, part))
+                last = cur
+            advance = segment_size if single_ending else int(tokens[last - 1] - tb) * INPUT_STRIDE
         else:
-            advance = int(tokens[last - 1] - tb) * INPUT_STRIDE
-    else:
-        duration = window_frames / FRAMES_PER_SECOND
-        stamps = tokens[is_ts]
-        if len(stamps) > 0 and stamps[-1] != tb:
-            duration = float(stamps[-1] - tb) * 0.02
-        add(time_offset, time_offset + duration, tokens)
-        advance = window_frames
-    # A window that cannot advance would loop forever; openai's rules make this rare, but never hang.
-    return segments, max(advance, 1) if window_frames > 0 else advance
+            duration = segment_size / FRAMES_PER_SECOND
+            stamps = tokens[is_ts]
+            if len(stamps) > 0 and stamps[-1] != tb:
+                duration = float(stamps[-1] - tb) * TIME_PRECISION
+            segments.append(new(time_offset, time_offset + duration, tokens))
+            advance = segment_size
+        return segments, max(advance, 1), bool(single_ending)
 
-
-def transcribe_audio(backend: OnnxBackend, tokenizer: Tokenizer, audio: np.ndarray, options: DecodingOptions,
-                     progress: ProgressCallback | None = None) -> TranscriptionResult:
-    """Transcribe 16 kHz mono float32 ``audio`` of any length."""
-    n_mels = backend.manifest.dims.n_mels
-    duration = len(audio) / 16000
-    mel = log_mel_spectrogram(audio, n_mels, padding=N_SAMPLES)
-    content_frames = mel.shape[-1] - N_FRAMES
-    language = options.language
-    language_probs = None
-    if language is None and not tokenizer.multilingual:
-        language = "en"
-    segments: list[Segment] = []
-    seek = 0
-    while seek < content_frames:
-        window_frames = min(N_FRAMES, content_frames - seek)
-        window = pad_or_trim(mel[:, seek:seek + window_frames], N_FRAMES)[None]
-        state = backend.encode(window)
-        task = DecodingTask(backend, tokenizer, replace(options, language=language))
-        if language is None:  # detect once, on the first window, as openai/whisper does
-            langs, probs = task.detect_language(state)
+    def run(self, audio: np.ndarray, progress: ProgressCallback | None = None) -> tuple[list[dict], str, dict | None]:
+        opt, tok, backend = self.options, self.tokenizer, self.backend
+        mel = log_mel_spectrogram(audio, backend.manifest.dims.n_mels, padding=N_SAMPLES)
+        content_frames = mel.shape[-1] - N_FRAMES
+        content_duration = content_frames * HOP_LENGTH / SAMPLE_RATE
+        language, language_probs = opt.language, None
+        if language is None and not tok.multilingual:
+            language = "en"
+        if language is None:
+            first = backend.encode(pad_or_trim(mel[:, :N_FRAMES])[None])
+            langs, probs = DecodingTask(backend, tok, DecodingOptions(task=opt.task)).detect_language(first)
             language, language_probs = langs[0], probs[0]
-            task = DecodingTask(backend, tokenizer, replace(options, language=language))
-        result = task.run(state)[0]
-        if options.without_timestamps:
-            new = [] if not result.text else [Segment(
-                id=len(segments), start=round(seek / FRAMES_PER_SECOND, 3),
-                end=round((seek + window_frames) / FRAMES_PER_SECOND, 3), text=result.text,
-                tokens=tuple(result.tokens), avg_logprob=result.avg_logprob, no_speech_prob=result.no_speech_prob)]
-            advance = window_frames
-        else:
-            new, advance = _segments_from_tokens(result, tokenizer, seek * HOP_LENGTH / 16000, window_frames,
-                                                 len(segments))
-        for s in new:  # a timestamp past the end of the audio is clamped to it
-            segments.append(replace(s, start=min(s.start, duration), end=min(max(s.end, s.start), duration)))
-        seek += advance
-        if progress is not None:
-            progress(min(seek, content_frames) / FRAMES_PER_SECOND, content_frames / FRAMES_PER_SECOND)
+        tok.language = language
+        tok.sot_sequence(language, opt.task, True)  # validates language/task for this model
+        hotword_tokens = tok.encode(" " + opt.hotwords.strip())[: self.n_ctx // 2 - 1] if opt.hotwords else []
+        history: list[int] = tok.encode(" " + opt.initial_prompt.strip()) if opt.initial_prompt else []
+        prompt_reset_since = 0
+        last_speech_timestamp = 0.0
+        threshold = opt.hallucination_silence_threshold
+        want_words = opt.word_timestamps or threshold is not None
+        all_segments: list[dict] = []
+        seek = 0
+        while seek < content_frames:
+            time_offset = seek * HOP_LENGTH / SAMPLE_RATE
+            window_end_time = (seek + N_FRAMES) * HOP_LENGTH / SAMPLE_RATE
+            segment_size = min(N_FRAMES, content_frames - seek)
+            segment_duration = segment_size * HOP_LENGTH / SAMPLE_RATE
+            state = backend.encode(pad_or_trim(mel[:, seek:seek + segment_size])[None])
+            prefix = opt.prefix if seek == 0 else None
+            prompt = self._prompt(history[prompt_reset_since:], [] if prefix else hotword_tokens)
+            result = self.decode_with_fallback(state, prompt, prefix, language)
+            if progress is not None:
+                progress(min(seek + segment_size, content_frames) / FRAMES_PER_SECOND, content_duration)
+            if (opt.no_speech_threshold is not None and result.no_speech_prob is not None
+                    and result.no_speech_prob > opt.no_speech_threshold
+                    and not (opt.logprob_threshold is not None and result.avg_logprob > opt.logprob_threshold)):
+                seek += segment_size  # silence
+                continue
+            previous_seek = seek
+            current, advance, single_ending = self._split_segments(result, time_offset, segment_size)
+            seek += advance
+            if want_words:
+                from .timing import add_word_timestamps
+
+                add_word_timestamps(segments=current, backend=backend, tokenizer=tok, state=state,
+                                    num_frames=segment_size, language=language, task=opt.task,
+                                    prepend_punctuations=opt.prepend_punctuations,
+                                    append_punctuations=opt.append_punctuations,
+                                    last_speech_timestamp=last_speech_timestamp, time_offset=time_offset)
+                if not single_ending:
+                    last_word_end = _get_end(current)
+                    if last_word_end is not None and last_word_end > time_offset:
+                        seek = round(last_word_end * FRAMES_PER_SECOND)
+                if threshold is not None:
+                    if not single_ending:
+                        last_word_end = _get_end(current)
+                        if last_word_end is not None and last_word_end > time_offset:
+                            remaining = window_end_time - last_word_end
+                            seek = round(last_word_end * FRAMES_PER_SECOND) if remaining > threshold \
+                                else previous_seek + segment_size
+                    first_segment = _next_words_segment(current)
+                    if first_segment is not None and _is_segment_anomaly(first_segment):
+                        gap = first_segment["start"] - time_offset
+                        if gap > threshold:  # leading silence then a likely hallucination: skip the silence
+                            seek = previous_seek + round(gap * FRAMES_PER_SECOND)
+                            continue
+                    hal_last_end = last_speech_timestamp
+                    for si, segment in enumerate(current):
+                        if not segment.get("words"):
+                            continue
+                        if _is_segment_anomaly(segment):
+                            nxt = _next_words_segment(current[si + 1:])
+                            hal_next_start = nxt["words"][0]["start"] if nxt else time_offset + segment_duration
+                            silence_before = (segment["start"] - hal_last_end > threshold
+                                              or segment["start"] < threshold or segment["start"] - time_offset < 2.0)
+                            silence_after = (hal_next_start - segment["end"] > threshold or _is_segment_anomaly(nxt)
+                                             or window_end_time - segment["end"] < 2.0)
+                            if silence_before and silence_after:
+                                seek = round(max(time_offset + 1, segment["start"]) * FRAMES_PER_SECOND)
+                                if content_duration - segment["end"] < threshold:
+                                    seek = content_frames
+                                current[si:] = []
+                                break
+                        hal_last_end = segment["end"]
+                last_word_end = _get_end(current)
+                if last_word_end is not None:
+                    last_speech_timestamp = last_word_end
+            # Never move backwards or stall: a guard against pathological timestamp sequences.
+            seek = max(seek, previous_seek + 1)
+            current = [s for s in current if s["start"] != s["end"] and s["text"]]
+            all_segments.extend(current)
+            history.extend(t for s in current for t in s["tokens"])
+            if not opt.condition_on_previous_text or result.temperature > opt.prompt_reset_on_temperature:
+                prompt_reset_since = len(history)
+        return all_segments, language, language_probs
+
+
+def _to_result(segments: list[dict], tokenizer: Tokenizer, language: str, language_probs, duration: float,
+               time_map: SpeechTimestampsMap | None) -> TranscriptionResult:
+    def t(x: float, is_end: bool = False) -> float:
+        if time_map is not None:
+            x = time_map.get_original_time(x, is_end=is_end)
+        return round(min(max(x, 0.0), duration), 3)
+
+    out: list[Segment] = []
+    for s in segments:
+        r: DecodingResult = s["result"]
+        words = None
+        if "words" in s:
+            words = tuple(Word(start=t(w["start"]), end=t(w["end"], True), word=w["word"],
+                               probability=round(float(w["probability"]), 4)) for w in s["words"])
+        start, end = t(s["start"]), t(s["end"], True)
+        out.append(Segment(id=len(out), start=start, end=max(end, start), text=s["text"], tokens=tuple(s["tokens"]),
+                           avg_logprob=r.avg_logprob, no_speech_prob=r.no_speech_prob, temperature=r.temperature,
+                           compression_ratio=round(r.compression_ratio, 4), words=words))
     # Decode all text tokens at once rather than joining segment texts with spaces: languages written
     # without spaces (Japanese, Chinese) must not gain any.
-    text = tokenizer.decode([t for s in segments for t in s.tokens]).strip()
-    return TranscriptionResult(text=text, language=language or "en", duration=round(duration, 3),
-                               segments=tuple(segments), language_probs=language_probs)
+    text = tokenizer.decode([tk for s in out for tk in s.tokens]).strip()
+    return TranscriptionResult(text=text, language=language, duration=round(duration, 3), segments=tuple(out),
+                               language_probs=language_probs)
+
+
+def transcribe_audio(backend: OnnxBackend, tokenizer: Tokenizer, audio: np.ndarray,
+                     options: TranscribeOptions, progress: ProgressCallback | None = None) -> TranscriptionResult:
+    """Transcribe 16 kHz mono float32 ``audio`` of any length."""
+    duration = len(audio) / SAMPLE_RATE
+    time_map = None
+    if options.vad_filter:
+        chunks = get_speech_timestamps(audio, options.vad_options or VadOptions())
+        if not chunks:  # no speech at all: nothing to decode, nothing to hallucinate
+            language = options.language or ("en" if not tokenizer.multilingual else "en")
+            if progress is not None:
+                progress(duration, duration)
+            return TranscriptionResult(text="", language=language, duration=round(duration, 3), segments=())
+        audio = collect_chunks(audio, chunks)
+        time_map = SpeechTimestampsMap(chunks, SAMPLE_RATE)
+    segments, language, language_probs = Transcriber(backend, tokenizer, options).run(audio, progress)
+    return _to_result(segments, tokenizer, language, language_probs, duration, time_map)

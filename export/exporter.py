@@ -13,6 +13,7 @@ from typing import Callable
 
 from edge_asr.manifest import FORMAT_NAME, FORMAT_VERSION, MANIFEST, sha256_file
 
+from .graphs import default_alignment_heads
 from .onnx_graphs import OPSET, export_graphs, quantize_graph
 from .tokenizer_files import repair_tokenizer_json, special_tokens
 from .validate import Clip, ExportValidationError, validate_folder
@@ -76,7 +77,7 @@ def _file_table(folder: Path) -> dict[str, dict]:
 
 def export_model(src: str | Path, out: str | Path, quantize: str = "int8", *, processor: str | None = None,
                  name: str | None = None, clips: list[Clip] | None = None, force: bool = False,
-                 log: Callable[[str], None] = print) -> tuple[Path, dict]:
+                 word_timestamps: bool = True, log: Callable[[str], None] = print) -> tuple[Path, dict]:
     """Export ``src`` to the model folder ``out``; return (folder, validation report).
 
     The folder appears only once complete and validated (it is built beside ``out`` and renamed), so an
@@ -107,8 +108,12 @@ def export_model(src: str | Path, out: str | Path, quantize: str = "int8", *, pr
         final = work / "model"
         fp32_dir.mkdir()
         final.mkdir()
+        alignment_heads = [[int(a), int(b)] for a, b in (getattr(gen, "alignment_heads", None) or [])]
+        if not alignment_heads:
+            log("no alignment heads in the generation config: using every head of the upper decoder half")
+            alignment_heads = default_alignment_heads(cfg.decoder_layers, cfg.decoder_attention_heads)
         log("exporting encoder and decoder graphs (fp32)")
-        graphs = export_graphs(model, fp32_dir)
+        graphs = export_graphs(model, fp32_dir, alignment_heads if word_timestamps else None)
         for g in graphs.values():
             if quantize == "fp32":
                 shutil.move(str(fp32_dir / g["file"]), final / g["file"])
@@ -119,7 +124,6 @@ def export_model(src: str | Path, out: str | Path, quantize: str = "int8", *, pr
         (final / "tokenizer.json").write_text(json.dumps(tok_data, ensure_ascii=False), encoding="utf-8")
         suppress = [int(t) for t in (getattr(gen, "suppress_tokens", None) or [])]
         begin_suppress = [int(t) for t in (getattr(gen, "begin_suppress_tokens", None) or [])]
-        alignment_heads = [[int(a), int(b)] for a, b in (getattr(gen, "alignment_heads", None) or [])]
         manifest = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,

@@ -9,7 +9,9 @@ transformers modules' weights, so the numbers are the model's numbers; only the 
 Shapes (L decoder layers, B batch, H heads, S encoder frames, P cached tokens, T new tokens, dh head dim):
   encoder: mel [B, n_mels, 2S] -> cross_k, cross_v [L, B, H, S, dh]
   decoder: tokens [B, T], self_k, self_v [L, B, H, P, dh], cross_k, cross_v
-           -> logits [B, T, vocab], new_self_k, new_self_v [L, B, H, P+T, dh]
+           -> logits [B, T, vocab], new_self_k, new_self_v [L, B, H, P+T, dh],
+              alignment_attn [B, A, T, S] (cross-attention weights of the A alignment heads, for word
+              timestamps; onnxruntime computes it only when the caller binds it)
 """
 
 from __future__ import annotations
@@ -32,11 +34,21 @@ def _merge(x: torch.Tensor) -> torch.Tensor:
 
 
 def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    return _attend_weights(q, k, v, mask)[0]
+
+
+def _attend_weights(q, k, v, mask):
     # q is pre-scaled by head_dim**-0.5 (as transformers' WhisperAttention does in q_proj's output).
     w = torch.matmul(q, k.transpose(-1, -2))
     if mask is not None:
         w = w + mask
-    return torch.matmul(torch.softmax(w, dim=-1), v)
+    w = torch.softmax(w, dim=-1)
+    return torch.matmul(w, v), w
+
+
+def default_alignment_heads(n_layers: int, n_heads: int) -> list[list[int]]:
+    """openai/whisper's fallback when a model has no alignment-head table: every head of the upper half."""
+    return [[layer, head] for layer in range(n_layers // 2, n_layers) for head in range(n_heads)]
 
 
 class EncoderGraph(nn.Module):
@@ -72,10 +84,12 @@ class EncoderGraph(nn.Module):
 
 
 class DecoderGraph(nn.Module):
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, alignment_heads: list[list[int]] | None = None):
         super().__init__()
         self.decoder = model.model.decoder
         self.n_heads = model.config.decoder_attention_heads
+        # None: export without the alignment output (the format before word timestamps existed).
+        self.alignment_heads = alignment_heads
         # Whisper ties the output projection to the token embedding. Keep one [D, vocab] matrix that
         # both the logits MatMul and the embedding Gather (along axis 1) read, so the exported file
         # stores the largest tensor once instead of twice (as W and as a constant-folded W^T).
@@ -91,7 +105,7 @@ class DecoderGraph(nn.Module):
         # Causal mask over [past + new] keys: new token i (absolute position past+i) sees keys <= past+i.
         key_pos = torch.arange(past + t, device=tokens.device)
         mask = (key_pos[None, :] > positions[:, None]).to(x.dtype) * torch.finfo(x.dtype).min
-        new_k, new_v = [], []
+        new_k, new_v, align = [], [], []
         for i, layer in enumerate(dec.layers):
             a = layer.self_attn
             h = layer.self_attn_layer_norm(x)
@@ -104,9 +118,14 @@ class DecoderGraph(nn.Module):
             c = layer.encoder_attn
             h = layer.encoder_attn_layer_norm(x)
             q = _heads(c.q_proj(h) * c.scaling, self.n_heads)
-            x = x + c.out_proj(_merge(_attend(q, cross_k[i], cross_v[i], None)))
+            out, weights = _attend_weights(q, cross_k[i], cross_v[i], None)
+            x = x + c.out_proj(_merge(out))
+            if self.alignment_heads:
+                align += [weights[:, head:head + 1] for layer_i, head in self.alignment_heads if layer_i == i]
             h = layer.final_layer_norm(x)
             x = x + layer.fc2(F.gelu(layer.fc1(h)))
         x = dec.layer_norm(x)
         logits = torch.matmul(x, self.embed_t)
+        if self.alignment_heads:
+            return logits, torch.stack(new_k), torch.stack(new_v), torch.cat(align, dim=1)
         return logits, torch.stack(new_k), torch.stack(new_v)

@@ -8,8 +8,11 @@ from pathlib import Path
 OPSET = 17
 
 
-def export_graphs(model, out: Path) -> dict[str, dict]:
-    """Export fp32 encoder.onnx and decoder.onnx into ``out``; return the manifest's ``graphs`` table."""
+def export_graphs(model, out: Path, alignment_heads: list[list[int]] | None) -> dict[str, dict]:
+    """Export fp32 encoder.onnx and decoder.onnx into ``out``; return the manifest's ``graphs`` table.
+
+    ``alignment_heads`` ([layer, head] pairs) become the decoder's ``alignment_attn`` output; None
+    exports without it (as folders made before word timestamps existed)."""
     import torch
 
     from .graphs import DecoderGraph, EncoderGraph
@@ -19,17 +22,25 @@ def export_graphs(model, out: Path) -> dict[str, dict]:
     dh = cfg.d_model // H
     mel = torch.zeros(1, cfg.num_mel_bins, 2 * cfg.max_source_positions)
     enc = EncoderGraph(model).eval()
-    dec = DecoderGraph(model).eval()
+    dec = DecoderGraph(model, alignment_heads).eval()
     with torch.no_grad():
         cross_k, cross_v = enc(mel)
     tokens = torch.zeros(1, 3, dtype=torch.long)
     past = torch.zeros(L, 1, H, 2, dh)
+    cache_axes = {1: "batch", 3: "past"}
     graphs = {
         "encoder": {"file": "encoder.onnx", "inputs": ["mel"], "outputs": ["cross_k", "cross_v"]},
         "decoder": {"file": "decoder.onnx", "inputs": ["tokens", "self_k", "self_v", "cross_k", "cross_v"],
                     "outputs": ["logits", "new_self_k", "new_self_v"]},
     }
-    cache_axes = {1: "batch", 3: "past"}
+    dec_axes = {"tokens": {0: "batch", 1: "new"}, "self_k": cache_axes, "self_v": cache_axes,
+                "cross_k": {1: "batch", 3: "frames_out"}, "cross_v": {1: "batch", 3: "frames_out"},
+                "logits": {0: "batch", 1: "new"}, "new_self_k": {1: "batch", 3: "total"},
+                "new_self_v": {1: "batch", 3: "total"}}
+    if alignment_heads:
+        graphs["decoder"]["outputs"].append("alignment_attn")
+        graphs["decoder"]["alignment_heads"] = [list(h) for h in alignment_heads]
+        dec_axes["alignment_attn"] = {0: "batch", 2: "new", 3: "frames_out"}
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
         torch.onnx.export(
@@ -40,11 +51,7 @@ def export_graphs(model, out: Path) -> dict[str, dict]:
         torch.onnx.export(
             dec, (tokens, past, past, cross_k, cross_v), str(out / "decoder.onnx"), dynamo=False,
             opset_version=OPSET, input_names=graphs["decoder"]["inputs"],
-            output_names=graphs["decoder"]["outputs"],
-            dynamic_axes={"tokens": {0: "batch", 1: "new"}, "self_k": cache_axes, "self_v": cache_axes,
-                          "cross_k": {1: "batch", 3: "frames_out"}, "cross_v": {1: "batch", 3: "frames_out"},
-                          "logits": {0: "batch", 1: "new"}, "new_self_k": {1: "batch", 3: "total"},
-                          "new_self_v": {1: "batch", 3: "total"}})
+            output_names=graphs["decoder"]["outputs"], dynamic_axes=dec_axes)
     return graphs
 
 

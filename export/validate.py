@@ -92,7 +92,7 @@ def validate_folder(hf_model, folder: Path, clips: list[Clip], quantization: str
         mel = pad_or_trim(log_mel_spectrogram(clip.audio[:N_SAMPLES], n_mels, padding=N_SAMPLES))[None]
         state = backend.encode(mel)
         task = DecodingTask(backend, tok, DecodingOptions(without_timestamps=True,
-                                                          max_new_tokens=VALIDATION_MAX_TOKENS))
+                                                          sample_len=VALIDATION_MAX_TOKENS))
         ours = task.run(state)[0]
         theirs = _hf_generate(hf_model, tok, mel, ours.language, VALIDATION_MAX_TOKENS)
         with torch.no_grad():

@@ -72,7 +72,7 @@ def test_greedy_tokens_identical_to_transformers(tiny_checkpoint, tiny_model_dir
     for audio in (sample_audio, rng.normal(0, 0.05, 16000 * 4).astype(np.float32)):
         mel = _mel(audio)
         task = DecodingTask(model.backend, tok,
-                            DecodingOptions(language=language, without_timestamps=not timestamps, max_new_tokens=40))
+                            DecodingOptions(language=language, without_timestamps=not timestamps, sample_len=40))
         ours = task.run(model.backend.encode(mel))[0].tokens
         assert len(ours) >= 30  # random weights rarely emit <|endoftext|>: the token limit ends both
         if timestamps:
@@ -116,7 +116,7 @@ def test_batch_of_windows_matches_single(tiny_model_dir, sample_audio):
     model = edge_asr.load_model(tiny_model_dir, device="cpu")
     noise = np.random.default_rng(5).normal(0, 0.05, 16000 * 3).astype(np.float32)
     mels = np.concatenate([_mel(sample_audio), _mel(noise)])
-    opts = DecodingOptions(language="en", without_timestamps=True, max_new_tokens=20)
+    opts = DecodingOptions(language="en", without_timestamps=True, sample_len=20)
     batched = DecodingTask(model.backend, model.tokenizer, opts).run(model.backend.encode(mels))
     for i in range(2):
         single = DecodingTask(model.backend, model.tokenizer, opts).run(model.backend.encode(mels[i:i + 1]))[0]
