@@ -22,7 +22,7 @@ def test_transcribe_json_to_output_dir_and_bad_file_does_not_stop_others(tiny_mo
                  "-f", "json", "--output-dir", str(out_dir), "--device", "cpu", "--no-progress"])
     err = capsys.readouterr().err
     assert code == 1
-    assert "broken.wav" in err and "cannot decode" in err and "1 of 2 file(s) failed" in err
+    assert "broken.wav" in err and "cannot decode" in err and "1 of 2 file(s) transcribed" in err and "1 failed" in err
     written = json.loads((out_dir / "clip.json").read_text())
     assert {"text", "language", "duration", "segments"} <= set(written)
     assert written["language"] == "en" and written["duration"] == pytest.approx(15.52, abs=0.05)

@@ -78,3 +78,27 @@ def test_wer_close_to_transformers_on_shared_english_clips(pulled, real_cache, s
     assert hf < 0.3  # sanity: the reference itself works on these clips
     assert fp32 <= hf + FP32_MAX_WER_ABOVE_TRANSFORMERS
     assert int8 <= hf + INT8_MAX_WER_ABOVE_TRANSFORMERS
+
+
+def test_segment_and_word_times_agree_with_transformers(pulled, real_cache, shared_manifest):
+    """Median |difference| to transformers' own timestamps (pipeline, same weights) within 0.2 s."""
+    import numpy as np
+
+    import edge_asr
+    from edge_asr_bench.accuracy import english_clips
+    from edge_asr_bench.quality import _hf, hf_timestamps, timestamp_differences
+
+    clips = english_clips(SHARED_AUDIO / "manifest.jsonl")[:6]
+    model = edge_asr.load_model(pulled("tiny.en", "fp32"), device="cpu")  # pulls the checkpoint too
+    hf = _hf(real_cache / "sources" / "tiny.en-transformers", threads=1)
+    seg_d, word_d = [], []
+    for c in clips:
+        hf_segs, hf_words = hf_timestamps(*hf, c)
+        plain = model.transcribe(c.path)
+        timed = model.transcribe(c.path, word_timestamps=True)
+        seg_d += timestamp_differences([{"text": s.text, "start": s.start, "end": s.end} for s in plain.segments],
+                                       hf_segs, "text")
+        word_d += timestamp_differences([{"word": w.word, "start": w.start, "end": w.end}
+                                         for s in timed.segments for w in s.words], hf_words, "word")
+    assert len(seg_d) >= 2 * len(clips) and len(word_d) >= 100
+    assert np.median(seg_d) <= 0.2 and np.median(word_d) <= 0.2
