@@ -145,6 +145,13 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def cmd_listen(args: argparse.Namespace) -> int:
+    from .listen import run_listen
+    from .model import load_model
+
+    return run_listen(args, lambda a: load_model(a.model, device=a.compute, threads=a.threads))
+
+
 def cmd_pull(args: argparse.Namespace) -> int:
     _import_export()
     from edge_asr_export.exporter import ExportError
@@ -254,6 +261,34 @@ def build_parser() -> argparse.ArgumentParser:
                    help="progress bar on stderr (default: when stderr is a terminal)")
     t.set_defaults(func=cmd_transcribe)
 
+    li = sub.add_parser("listen", help="live transcription from a microphone (or a file) with tentative text",
+                        description="Live transcription: committed text and a changing tentative tail in the "
+                                    "terminal. Ctrl-C stops and flushes everything pending as committed text. "
+                                    "With --file, a file is fed through the same streaming path (at real-time "
+                                    "pace with --realtime, else as fast as possible).")
+    li.add_argument("--model", "-m", default=DEFAULT_MODEL, help=f"model folder or pulled name (default: {DEFAULT_MODEL})")
+    li.add_argument("--device", default=None,
+                    help="input device index or part of its name (default: the system default input)")
+    li.add_argument("--list-devices", action="store_true", help="list input devices and exit")
+    li.add_argument("--compute", default="auto", choices=["auto", "cpu", "cuda"], help="execution device")
+    li.add_argument("--threads", type=int, default=None, help="CPU threads for onnxruntime")
+    li.add_argument("--file", default=None, metavar="AUDIO", help="stream this file instead of the microphone")
+    li.add_argument("--realtime", action="store_true", help="with --file: feed at real-time pace")
+    li.add_argument("--language", default=None, help="language code (default: detect once)")
+    li.add_argument("--task", default="transcribe", choices=["transcribe", "translate"])
+    li.add_argument("--step", type=float, default=1.0, help="seconds of new audio between updates (default: 1.0)")
+    li.add_argument("--encoder-tail", type=float, default=None, metavar="SECONDS",
+                    help="reduced encoder window: audio + this much silence instead of 30 s (faster, less accurate)")
+    li.add_argument("--no-vad", action="store_true", help="no VAD endpointing (commit by agreement only)")
+    li.add_argument("--hotwords", default=None, help="terms to favour")
+    li.add_argument("--initial-prompt", default=None, help="context for the first utterance")
+    li.add_argument("--output-format", "-f", default="txt", choices=["txt", "json"],
+                    help="txt: the committed transcript; json: text plus every event with its audio start/end and "
+                         "the audio position at which it was emitted")
+    li.add_argument("--output-dir", "-o", default=None,
+                    help="write the transcript here on exit (file stem, or listen-DATE-TIME for the microphone)")
+    li.set_defaults(func=cmd_listen)
+
     pl = sub.add_parser("pull", help="build a ready model folder in the cache (needs edge-asr[export])",
                         description="Build the model folder for NAME in the user cache and print its path. "
                                     "Downloads the official checkpoint from the Hugging Face hub when reachable, "
@@ -281,7 +316,24 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--no-bundled-sample", action="store_true", help=argparse.SUPPRESS)
     e.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
     e.set_defaults(func=cmd_export)
+
+    # The bench parses its own arguments (edge_asr_bench.cli): prefix_chars without "-" hands every
+    # argument, --help included, through untouched.
+    b = sub.add_parser("bench", add_help=False, prefix_chars="\0",
+                       help="latency, RTF, memory and accuracy per model/precision, with anchors (needs edge-asr[bench]; "
+                            "edge-asr bench --help)")
+    b.add_argument("bench_args", nargs="*")
+    b.set_defaults(func=cmd_bench)
     return p
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    try:
+        from edge_asr_bench.cli import main as bench_main
+    except ImportError as e:
+        _err(f"this command needs the bench extra: pip install 'edge-asr[bench]' (missing: {e.name})")
+        return 3
+    return bench_main(args.bench_args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

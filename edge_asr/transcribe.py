@@ -61,6 +61,11 @@ class TranscribeOptions:
     # Windows whose loudest sample is below this level (dBFS) are skipped without decoding: Whisper
     # answers digital silence with "you" or "Thank you." even at a high no-speech probability.
     silence_peak_db: float | None = -60.0
+    # Reduced encoder window (whisper.cpp's audio_ctx, sherpa-onnx's sliced positions): encode only the
+    # audio plus this many seconds of trailing silence, rounded up to whole seconds, instead of a full
+    # 30 s window. None keeps the full window (the model was trained on it). Saves most of the encoder
+    # on short audio; costs accuracy (see benchmarks/results for the measured WER).
+    encoder_tail_s: float | None = None
     vad_filter: bool = False
     vad_options: VadOptions | None = None
     seed: int = 0
@@ -186,6 +191,15 @@ class Transcriber:
             advance = segment_size
         return segments, max(advance, 1), bool(single_ending)
 
+    def _window_mel(self, mel: np.ndarray, seek: int, segment_size: int) -> np.ndarray:
+        tail = self.options.encoder_tail_s
+        if tail is None:
+            return pad_or_trim(mel[:, seek:seek + segment_size])
+        # Whole seconds (100 mel frames; even, as the encoder's stride-2 conv needs), padded with the
+        # log-mel of real silence that follows the audio in ``mel`` (not zeros, which read as sound).
+        frames = min(N_FRAMES, int(np.ceil((segment_size + tail * FRAMES_PER_SECOND) / 100.0)) * 100)
+        return mel[:, seek:seek + frames]
+
     def run(self, audio: np.ndarray, progress: ProgressCallback | None = None) -> tuple[list[dict], str, dict | None]:
         opt, tok, backend = self.options, self.tokenizer, self.backend
         silence_peak = None if opt.silence_peak_db is None else 10 ** (opt.silence_peak_db / 20)
@@ -220,7 +234,7 @@ class Transcriber:
                 if progress is not None:
                     progress(min(seek, content_frames) / FRAMES_PER_SECOND, content_duration)
                 continue
-            state = backend.encode(pad_or_trim(mel[:, seek:seek + segment_size])[None])
+            state = backend.encode(self._window_mel(mel, seek, segment_size)[None])
             prefix = opt.prefix if seek == 0 else None
             prompt = self._prompt(history[prompt_reset_since:], [] if prefix else hotword_tokens)
             result = self.decode_with_fallback(state, prompt, prefix, language)

@@ -1,0 +1,121 @@
+"""The bench report's JSON schema (version ``edge-asr-bench/1``) and a checker for it.
+
+Top level: ``schema``, ``created``, ``note``, ``command``, ``quick``, ``machine`` (machine.py),
+``settings`` (repeats, axes), ``workload`` (short clip, long file, scored clips), ``anchors``
+({system: {status, reason, version}}), ``configs``, ``ratios``, ``streaming`` (streaming_probe.py).
+
+A config: ``id``, ``spec`` (spec.RunSpec), ``status`` ("ok" | "skipped" | "failed"), ``reason`` (when not
+ok), ``label`` ("random weights, latency only" or null) and, when ok:
+  latency: load_s, short_clip_s as {median, p90, n} seconds; short_clip_audio_s; short_clip_mode;
+           stages (edge-asr: log_mel_s, encoder_s, decoder_first_call_s, decoder_per_token_s,
+           first_token_s as stats, decoder_tokens_timed, decoder_rows) or null with stages_note
+  long_file: audio_s, processing_s (stats), rtf = processing_s.median / audio_s,
+             audio_s_per_s = audio_s / processing_s.median, mode, wer (real weights)
+  memory: baseline_rss_mb (the worker before the system is imported: python + numpy), after_load_rss_mb
+          (model loaded), peak_rss_mb (the process's high-water mark over the whole measurement), gpu_mb, gpu_note
+  folder_size_mb; accuracy ({languages: {code: {metric, value, clips, normalizer}}, skipped, hypotheses,
+  seconds} or null with accuracy_reason)
+A ratio: ``edge``, ``anchor`` (config ids), ``status``, ``rounds``, ``anchor_threads``, ``metrics``
+({short_clip_s|long_file_s: {edge, anchor, ratio: stats, ratios: per round}}).
+"""
+
+from __future__ import annotations
+
+import math
+
+from .spec import RANDOM_LABEL
+
+SCHEMA = "edge-asr-bench/1"
+TOP_LEVEL = ("schema", "created", "machine", "settings", "workload", "anchors", "configs", "ratios", "streaming")
+EDGE_STAGES = ("log_mel_s", "encoder_s", "decoder_first_call_s", "decoder_per_token_s", "first_token_s")
+
+
+def _stats(x, where: str, problems: list[str]) -> None:
+    if not isinstance(x, dict) or not {"median", "p90", "n"} <= set(x):
+        problems.append(f"{where}: not a {{median, p90, n}} summary")
+        return
+    if not (x["median"] > 0 and math.isfinite(x["median"])):
+        problems.append(f"{where}: median {x['median']} is not positive")
+    if x["p90"] < x["median"] - 1e-9:
+        problems.append(f"{where}: p90 {x['p90']} below median {x['median']}")
+    if x["n"] < 1:
+        problems.append(f"{where}: n {x['n']} < 1")
+
+
+def _close(a: float, b: float, rel: float = 2e-3, abs_: float = 2e-4) -> bool:
+    return abs(a - b) <= max(abs_, rel * abs(b))
+
+
+def _check_ok_config(c: dict, problems: list[str]) -> None:
+    w = c["id"]
+    lat = c.get("latency") or {}
+    for key in ("load_s", "short_clip_s"):
+        _stats(lat.get(key), f"{w} latency.{key}", problems)
+    if c["spec"]["system"] == "edge-asr":
+        stages = lat.get("stages") or {}
+        for key in EDGE_STAGES:
+            _stats(stages.get(key), f"{w} stages.{key}", problems)
+    elif not lat.get("stages_note"):
+        problems.append(f"{w}: anchor without stages_note")
+    lf = c.get("long_file") or {}
+    _stats(lf.get("processing_s"), f"{w} long_file.processing_s", problems)
+    if lf.get("audio_s", 0) <= 0:
+        problems.append(f"{w}: long_file.audio_s not positive")
+    elif isinstance(lf.get("processing_s"), dict):
+        med = lf["processing_s"]["median"]
+        if not _close(lf.get("rtf", -1), med / lf["audio_s"]):
+            problems.append(f"{w}: rtf {lf.get('rtf')} != processing {med} / audio {lf['audio_s']}")
+        if not _close(lf.get("audio_s_per_s", -1), lf["audio_s"] / med):
+            problems.append(f"{w}: audio_s_per_s {lf.get('audio_s_per_s')} != audio / processing")
+    mem = c.get("memory") or {}
+    if not (0 < mem.get("baseline_rss_mb", 0) <= mem.get("peak_rss_mb", 0)):
+        problems.append(f"{w}: memory baseline/peak not positive and ordered: {mem}")
+    if not c.get("folder_size_mb", 0) > 0:
+        problems.append(f"{w}: folder_size_mb not positive")
+    random = c["spec"]["weights"] == "random"
+    if random and (c.get("label") != RANDOM_LABEL or c.get("accuracy") is not None):
+        problems.append(f"{w}: random weights must be labelled and carry no accuracy")
+    acc = c.get("accuracy")
+    if acc is None:
+        if not c.get("accuracy_reason"):
+            problems.append(f"{w}: accuracy null without accuracy_reason")
+    else:
+        for lang, r in acc.get("languages", {}).items():
+            if r.get("metric") not in ("wer", "cer") or not 0 <= r.get("value", -1) or r.get("clips", 0) < 1:
+                problems.append(f"{w}: accuracy[{lang}] malformed: {r}")
+
+
+def validate(report: dict) -> list[str]:
+    """Problems found in a report (empty when it matches the schema and its numbers are consistent)."""
+    problems = [f"missing top-level key {k!r}" for k in TOP_LEVEL if k not in report]
+    if problems:
+        return problems
+    if report["schema"] != SCHEMA:
+        problems.append(f"schema {report['schema']!r} is not {SCHEMA!r}")
+    for name, a in report["anchors"].items():
+        if a.get("status") not in ("ok", "skipped") or (a["status"] == "skipped" and not a.get("reason")):
+            problems.append(f"anchor {name}: status {a.get('status')!r} needs a reason when skipped")
+    for c in report["configs"]:
+        if not {"id", "spec", "status"} <= set(c):
+            problems.append(f"config without id/spec/status: {sorted(c)}")
+            continue
+        if c["status"] == "ok":
+            _check_ok_config(c, problems)
+        elif c["status"] in ("skipped", "failed"):
+            if not c.get("reason"):
+                problems.append(f"{c['id']}: {c['status']} without a reason")
+        else:
+            problems.append(f"{c['id']}: unknown status {c['status']!r}")
+    for r in report["ratios"]:
+        if r.get("status") != "ok":
+            if not r.get("reason"):
+                problems.append(f"ratio {r.get('edge')} vs {r.get('anchor')}: not ok and no reason")
+            continue
+        for metric, m in r["metrics"].items():
+            _stats(m.get("ratio"), f"ratio {r['edge']} vs {r['anchor']} {metric}", problems)
+            if m.get("ratios") and not min(m["ratios"]) - 1e-3 <= m["ratio"]["median"] <= max(m["ratios"]) + 1e-3:
+                problems.append(f"ratio {r['edge']} vs {r['anchor']} {metric}: median outside the rounds' range")
+    s = report["streaming"]
+    if s.get("status") not in ("ok", "skipped") or (s["status"] == "skipped" and not s.get("reason")):
+        problems.append("streaming: status must be ok, or skipped with a reason")
+    return problems

@@ -1,0 +1,182 @@
+"""`edge-asr bench`: short runs on the tiny random model and on real tiny.en int8; the report's schema,
+positive and consistent numbers, skipped anchors with reasons. No timing assertions (CI machines are
+shared and slow); the bench's own numbers are only checked for being sane and self-consistent."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import SHARED_AUDIO, have
+
+pytestmark = pytest.mark.skipif(not (have("jiwer") and have("whisper_normalizer")),
+                                reason="needs jiwer and whisper-normalizer (edge-asr[bench] or [export])")
+
+# As short as a run can be while still taking every measurement once.
+SHORT = ["--repeats", "1", "--long-repeats", "1", "--warmup", "0", "--forced-tokens", "6", "--ratio-rounds", "1",
+         "--no-progress"]
+
+
+def run_bench(args: list[str], out: Path) -> dict:
+    from edge_asr_bench.cli import main
+
+    rc = main(args + SHORT + ["--out", str(out)] + (["--no-plot"] if not have("matplotlib") else []))
+    report = json.loads((out / "bench.json").read_text())
+    assert rc == 0, f"bench exited {rc}"
+    assert (out / "bench.md").is_file()
+    return report
+
+
+def check_report(report: dict) -> None:
+    from edge_asr_bench.schema import validate
+
+    assert validate(report) == []
+    for c in report["configs"]:
+        if c["status"] != "ok":
+            continue
+        lf = c["long_file"]
+        # RTF is processing time over audio time, audio-seconds-per-second its inverse.
+        assert lf["rtf"] == pytest.approx(lf["processing_s"]["median"] / lf["audio_s"], rel=2e-3, abs=2e-4)
+        assert lf["audio_s_per_s"] == pytest.approx(1 / lf["rtf"], rel=5e-3)
+        assert c["memory"]["peak_rss_mb"] >= c["memory"]["baseline_rss_mb"] > 0
+        assert c["folder_size_mb"] > 0
+        if c["spec"]["system"] == "edge-asr":
+            stages = c["latency"]["stages"]
+            assert stages["decoder_per_token_s"]["median"] > 0 and stages["encoder_s"]["median"] > 0
+    for name, a in report["anchors"].items():
+        assert a["status"] == "ok" or a["reason"], name
+    assert report["streaming"]["status"] in ("ok", "skipped") and report["streaming"].get("reason")
+    m = report["machine"]
+    assert m["cpu"]["logical_cores"] >= 1 and m["onnxruntime"]["version"] and "CPUExecutionProvider" in \
+        m["onnxruntime"]["providers"]
+
+
+@pytest.fixture(scope="module")
+def tiny_random_report(tiny_model_dir, tmp_path_factory) -> dict:
+    """The tiny random model both ways: as a model folder (full path: transcribe, accuracy) and as
+    random weights (forced decoding, labelled); bundled sample only, so it needs no ../shared."""
+    out = tmp_path_factory.mktemp("bench-tiny")
+    return run_bench(["--models", str(tiny_model_dir), "--random-model", str(tiny_model_dir), "--decoding",
+                      "greedy,beam5", "--anchors", "none", "--manifest", "none"], out)
+
+
+def test_tiny_random_report_schema_and_consistency(tiny_random_report):
+    check_report(tiny_random_report)
+    ok = [c for c in tiny_random_report["configs"] if c["status"] == "ok"]
+    assert {(c["spec"]["weights"], c["spec"]["decoding"]) for c in ok} == {
+        ("real", "greedy"), ("real", "beam5"), ("random", "greedy"), ("random", "beam5")}
+    assert tiny_random_report["workload"]["short"]["id"] == "bundled_sample"
+    for c in ok:
+        if c["spec"]["weights"] == "random":  # latency only, and labelled so everywhere
+            assert c["label"] == "random weights, latency only" and c["accuracy"] is None
+            assert c["long_file"]["mode"].startswith("forced")
+        else:
+            assert c["long_file"]["mode"] == "transcribe"
+        assert c["latency"]["stages"]["decoder_rows"] == (5 if c["spec"]["decoding"] == "beam5" else 1)
+    greedy_real = next(c for c in ok if c["spec"]["weights"] == "real" and c["spec"]["decoding"] == "greedy")
+    assert greedy_real["accuracy"]["languages"]["en"]["metric"] == "wer"
+    # Anchors were not requested: both say so instead of disappearing.
+    assert all("not requested" in a["reason"] for a in tiny_random_report["anchors"].values())
+
+
+def test_markdown_labels_random_rows(tiny_random_report, tmp_path):
+    from edge_asr_bench.report import markdown, terminal
+
+    md = markdown(tiny_random_report)
+    assert "random weights, latency only" in md and "| edge-asr |" in md
+    assert "random weights, latency only" in terminal(tiny_random_report)
+
+
+def test_validator_catches_inconsistent_numbers(tiny_random_report):
+    import copy
+
+    from edge_asr_bench.schema import validate
+
+    bad = copy.deepcopy(tiny_random_report)
+    ok = next(c for c in bad["configs"] if c["status"] == "ok")
+    ok["long_file"]["rtf"] *= 2
+    ok["latency"]["load_s"]["median"] = -1.0
+    bad["anchors"]["faster-whisper"] = {"status": "skipped", "reason": None}
+    problems = validate(bad)
+    assert any("rtf" in p for p in problems) and any("load_s" in p for p in problems)
+    assert any("faster-whisper" in p for p in problems)
+
+
+def test_real_tiny_en_with_anchors(pulled, shared_manifest, tmp_path, monkeypatch, real_cache):
+    folder = pulled("tiny.en", "int8")
+    # Anchor folders (faster-whisper's assembled CTranslate2 folder) go to the private cache too.
+    monkeypatch.setenv("EDGE_ASR_CACHE", str(real_cache))
+    report = run_bench(["--models", str(folder), "--decoding", "greedy", "--anchors", "faster-whisper",
+                        "--manifest", str(SHARED_AUDIO / "manifest.jsonl"), "--long-seconds", "10",
+                        "--accuracy-clips", "2"], tmp_path)
+    check_report(report)
+    edge = next(c for c in report["configs"] if c["spec"]["system"] == "edge-asr")
+    assert edge["status"] == "ok" and edge["spec"]["model"] == "tiny.en"
+    en = edge["accuracy"]["languages"]["en"]
+    assert en["clips"] == 2 and 0 <= en["value"] < 0.5  # real weights transcribe real speech
+    assert report["anchors"]["transformers"]["reason"] == "not requested (--anchors)"
+    fw = report["anchors"]["faster-whisper"]
+    if fw["status"] == "ok":
+        anchor = next(c for c in report["configs"] if c["spec"]["system"] == "faster-whisper")
+        assert anchor["status"] == "ok", anchor.get("reason")
+        assert anchor["latency"]["stages"] is None and anchor["latency"]["stages_note"]
+        (pair,) = report["ratios"]
+        assert pair["status"] == "ok" and pair["metrics"]["short_clip_s"]["ratio"]["median"] > 0
+    else:  # not installed here: reported with the install hint, no ratio
+        assert "edge-asr[bench]" in fw["reason"] and report["ratios"] == []
+
+
+def test_missing_anchor_is_skipped_with_reason(monkeypatch):
+    import importlib.util
+
+    from edge_asr_bench import anchor_sources
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(anchor_sources.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "faster_whisper" else real_find_spec(name, *a))
+    status = anchor_sources.anchor_status("faster-whisper")
+    assert status["status"] == "skipped" and "faster_whisper" in status["reason"]
+    assert "edge-asr[bench]" in status["reason"]
+
+
+def test_cli_bench_hook(monkeypatch, capsys):
+    from edge_asr.cli import main
+
+    with pytest.raises(SystemExit) as e:  # the bench's own parser answers --help through the hook
+        main(["bench", "--help"])
+    assert e.value.code == 0 and "--quick" in capsys.readouterr().out
+    monkeypatch.setitem(__import__("sys").modules, "edge_asr_bench.cli", None)  # as if the extra were missing
+    assert main(["bench", "--quick"]) == 3
+    assert "edge-asr[bench]" in capsys.readouterr().err
+
+
+def test_scoring_and_random_sizes():
+    from edge_asr_bench.corpus import error_rate
+    from edge_asr_bench.random_models import SIZES, export_blocker
+    from edge_asr_bench.stats import Stats
+
+    s = Stats.of([3.0, 1.0, 2.0, 10.0])
+    assert s.median == 2.5 and s.median <= s.p90 <= 10.0 and s.n == 4
+    assert error_rate("en", ["Hello, World!"], ["hello world"])["value"] == 0.0
+    ja = error_rate("ja", ["真っ昼間なのに"], ["真昼間なのに"])
+    assert ja["metric"] == "cer" and 0 < ja["value"] < 0.5
+    # Published sizes (millions): the estimate from dimensions is within a few percent.
+    for name, published in (("small", 244), ("medium", 769), ("large-v3", 1550), ("large-v3-turbo", 809)):
+        assert SIZES[name].params_m == pytest.approx(published, rel=0.05), name
+    assert export_blocker(SIZES["large-v3"], "fp32") and "2 GiB" in export_blocker(SIZES["large-v3"], "fp32")
+    assert export_blocker(SIZES["small"], "fp32") is None and export_blocker(SIZES["large-v3"], "int8") is None
+
+
+@pytest.mark.skipif(not (have("transformers") and have("tokenizers")), reason="needs the export extra")
+def test_random_tokenizer_has_whisper_vocabulary_layout():
+    from edge_asr_bench.random_models import whisper_like_tokenizer
+    from edge_asr_export.tokenizer_files import repair_tokenizer_json, special_tokens
+
+    for n_languages, vocab in ((99, 51865), (100, 51866)):
+        tok, _ = repair_tokenizer_json(whisper_like_tokenizer(n_languages))
+        assert max(t["id"] for t in tok["added_tokens"]) + 1 == vocab
+        specials = special_tokens(tok, vocab)
+        assert (specials["eot"], specials["sot"], specials["languages"]["en"]) == (50257, 50258, 50259)
+        assert specials["timestamp_begin"] == vocab - 1501

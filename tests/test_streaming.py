@@ -1,0 +1,171 @@
+"""Streaming transcription and the listen command (fake microphone, real models)."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import types
+
+import numpy as np
+import pytest
+
+import edge_asr
+from conftest import SAMPLE, SAMPLE_TEXT, needs_export, shared_clip
+from edge_asr.streaming import StreamingOptions, StreamingTranscriber
+
+pytestmark = needs_export
+
+
+def wer(ref: str, hyp: str) -> float:
+    from edge_asr_export.validate import word_error_rate
+
+    return word_error_rate([ref], [hyp])
+
+
+def stream(model, audio, chunk: int, **opts):
+    events = []
+    st = StreamingTranscriber(model, StreamingOptions(language="en", **opts), on_event=events.append)
+    for i in range(0, len(audio), chunk):
+        st.feed(audio[i:i + chunk])
+    text = st.finish()
+    return st, text, events
+
+
+def test_lag_drops_oldest_audio_with_an_event_and_keeps_committed_text(tiny_model_dir):
+    model = edge_asr.load_model(tiny_model_dir, device="cpu")
+    events = []
+    st = StreamingTranscriber(model, StreamingOptions(language="en", max_lag_s=2.0, vad=False),
+                              on_event=events.append, background=True)
+    st._committed.append(__import__("edge_asr.streaming", fromlist=["_Word"])._Word(0.0, 0.5, " kept"))
+    st.feed(np.zeros(16000 * 10, np.float32))  # 10 s arrive at once: 8 s over the lag budget
+    for _ in range(100):
+        if any(e.kind == "dropped" for e in events):
+            break
+        time.sleep(0.05)
+    dropped = [e for e in events if e.kind == "dropped"]
+    assert len(dropped) == 1 and dropped[0].end - dropped[0].start == pytest.approx(8.0, abs=0.01)
+    assert st.finish().startswith("kept")
+    with pytest.raises(RuntimeError, match="finished"):
+        st.feed(np.zeros(100, np.float32))
+
+
+def test_any_dtype_rate_and_channels_are_accepted(tiny_model_dir, sample_audio):
+    model = edge_asr.load_model(tiny_model_dir, device="cpu")
+    st = StreamingTranscriber(model, StreamingOptions(language="en", vad=False, step_s=5.0))
+    pcm = (sample_audio[:16000 * 2] * 32767).astype(np.int16)
+    stereo_48k = np.repeat(np.stack([pcm, pcm], axis=1), 3, axis=0)  # (frames, 2) at 48 kHz
+    for i in range(0, len(stereo_48k), 4800):
+        st.feed(stereo_48k[i:i + 4800], sample_rate=48000)
+    st.finish()
+    assert st.received_s == pytest.approx(2.0, abs=0.01)
+
+
+@pytest.mark.slow
+def test_streamed_text_is_close_to_offline_and_never_rewritten(real_model, sample_audio):
+    model = real_model("tiny.en")
+    st, text, events = stream(model, sample_audio, chunk=1600)
+    offline = model.transcribe(sample_audio, language="en").text
+    assert wer(offline, text) <= 0.15 and wer(SAMPLE_TEXT, text) <= 0.2
+    committed = [e for e in events if e.kind == "committed"]
+    assert " ".join(e.text for e in committed).split() == text.split()  # events only ever append
+    assert any(e.kind == "tentative" for e in events)
+    words = [w for e in committed for w in e.words]
+    assert [w[0] for w in words] == sorted(w[0] for w in words)  # monotonic word starts
+    assert all(e.emitted_at >= e.end - 1e-6 for e in committed)  # nothing committed before it was heard
+    assert st.stats.updates >= 10 and st.stats.max_buffer_s <= 15.0 + 1.0
+
+
+@pytest.mark.slow
+def test_chunk_size_does_not_change_the_result(real_model, sample_audio):
+    model = real_model("tiny.en")
+    results = [stream(model, sample_audio[:16000 * 8], chunk=c)[1] for c in (160, 1600, 7777)]
+    assert results[0] == results[1] == results[2] and results[0]
+
+
+@pytest.mark.slow
+def test_long_session_keeps_the_buffer_bounded(real_model, sample_audio):
+    model = real_model("tiny.en")
+    gap = np.zeros(16000 * 20, np.float32)
+    session = np.concatenate([sample_audio, gap, sample_audio, sample_audio, gap, sample_audio, gap])  # ~2.3 min
+    st, text, events = stream(model, session, chunk=3200, max_buffer_s=12.0, encoder_tail_s=3.0)
+    assert st.stats.max_buffer_s <= 12.0 + 1.0  # bounded by the force-commit, not by session length
+    assert st.stats.skipped_silent >= 30  # the silent minutes were not decoded
+    assert sum(e.kind == "end_of_utterance" for e in events) >= 3
+    assert wer(" ".join([SAMPLE_TEXT] * 4), text) < 0.25
+
+
+class FakeSoundDevice(types.ModuleType):
+    """Just enough of sounddevice: one input device that plays ``audio`` then disappears."""
+
+    def __init__(self, audio: np.ndarray | None, inputs: bool = True):
+        super().__init__("sounddevice")
+        self.audio, self.inputs = audio, inputs
+        self.default = types.SimpleNamespace(device=(0, 1))
+        fake = self
+
+        class InputStream:
+            def __init__(self, device, channels, samplerate, dtype, blocksize, callback, finished_callback):
+                self.callback, self.finished, self.block = callback, finished_callback, blocksize
+                self.stopped = threading.Event()
+
+            def start(self):
+                def run():
+                    for i in range(0, len(fake.audio), self.block):
+                        if self.stopped.is_set():
+                            return
+                        self.callback(fake.audio[i:i + self.block, None], self.block, None, None)
+                        time.sleep(0.001)
+                    self.finished()  # the device vanished mid-session
+
+                threading.Thread(target=run, daemon=True).start()
+
+            def stop(self):
+                self.stopped.set()
+
+            def close(self):
+                pass
+
+        self.InputStream = InputStream
+
+    def query_devices(self):
+        return [{"name": "Fake Mic", "max_input_channels": 1 if self.inputs else 0, "default_samplerate": 16000.0},
+                {"name": "Fake Speaker", "max_input_channels": 0, "default_samplerate": 48000.0}]
+
+
+@pytest.mark.slow
+def test_listen_with_a_fake_microphone_keeps_text_when_the_device_disappears(pulled, sample_audio, tmp_path,
+                                                                             monkeypatch, capsys):
+    from edge_asr.cli import main
+
+    monkeypatch.setitem(sys.modules, "sounddevice", FakeSoundDevice(sample_audio))
+    assert main(["listen", "--list-devices"]) == 0
+    assert "Fake Mic" in capsys.readouterr().out
+    code = main(["listen", "--model", str(pulled("tiny.en")), "--language", "en", "-o", str(tmp_path), "-f", "json"])
+    err = capsys.readouterr().err
+    assert code == 1 and "input device failed" in err and "kept" in err
+    out = next(tmp_path.glob("listen-*.json"))
+    import json
+
+    data = json.loads(out.read_text())
+    assert wer(SAMPLE_TEXT, data["text"]) < 0.3
+    assert {"kind", "text", "start", "end", "emitted_at"} <= set(data["events"][0])
+
+
+def test_listen_without_input_device_is_a_clear_error(tiny_model_dir, monkeypatch, capsys):
+    from edge_asr.cli import main
+
+    monkeypatch.setitem(sys.modules, "sounddevice", FakeSoundDevice(None, inputs=False))
+    assert main(["listen", "--model", str(tiny_model_dir)]) == 2
+    assert "no audio input device" in capsys.readouterr().err
+
+
+def test_listen_file_json_has_events(tiny_model_dir, capsys):
+    from edge_asr.cli import main
+
+    assert main(["listen", "--file", str(SAMPLE), "--model", str(tiny_model_dir), "--language", "en",
+                 "-f", "json", "--no-vad", "--step", "2"]) == 0
+    import json
+
+    data = json.loads(capsys.readouterr().out)
+    assert data["duration"] == pytest.approx(15.52, abs=0.05) and isinstance(data["events"], list)
