@@ -163,11 +163,12 @@ def plan_anchors(config: BenchConfig, edge: list[Planned], ct2_root: Path) -> tu
         fw = replace(s, system="faster-whisper", path=str(ct2 or ""))
         tf = replace(s, system="transformers", path=str(hf or ""), quantization="fp32", threads=1)
         for spec, status, folder in ((fw, statuses["faster-whisper"], ct2), (tf, statuses["transformers"], hf)):
-            if spec.id in seen or (spec.system == "transformers" and s.quantization != "fp32"):
+            # An anchor that is not requested or not installed is reported once, in the anchors section.
+            if status["status"] != "ok" or spec.id in seen or (spec.system == "transformers" and s.quantization != "fp32"):
                 continue
             seen.add(spec.id)
-            reason = status["reason"] if status["status"] != "ok" else None
-            if reason is None and folder is None:
+            reason = None
+            if folder is None:
                 reason = (f"no {'CTranslate2 folder' if spec.system == 'faster-whisper' else 'transformers checkpoint'} "
                           f"for {name} (pass --{'ct2' if spec.system == 'faster-whisper' else 'hf'} {name}=DIR)")
             if reason is None and spec.system == "faster-whisper":

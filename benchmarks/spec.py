@@ -30,7 +30,9 @@ class RunSpec:
 
     @property
     def id(self) -> str:
-        return f"{self.system}/{self.model}/{self.quantization}/{self.provider}/t{self.threads}/{self.decoding}"
+        # Random weights are marked in the id too: the same folder can be timed both ways.
+        model = self.model if self.weights == "real" or self.model.startswith("random") else f"{self.model}[random]"
+        return f"{self.system}/{model}/{self.quantization}/{self.provider}/t{self.threads}/{self.decoding}"
 
     @property
     def beam_size(self) -> int | None:

@@ -57,24 +57,34 @@ def log_mel_spectrogram(audio: np.ndarray, n_mels: int = 80, padding: int = 0,
     """Log-mel spectrogram [n_mels, n_frames] of 16 kHz audio, after appending ``padding`` zero samples.
 
     n_frames = (len(audio) + padding) // 160. Frames are processed ``chunk_frames`` at a time so an hour
-    of audio does not allocate gigabytes of STFT frames.
+    of audio does not allocate gigabytes of STFT frames. Frames that see only the zero padding all
+    have the same value (the log floor), so they are filled in rather than computed: the 30 s of
+    padding every transcription appends would otherwise cost as much as 30 s of audio.
     """
     x = np.asarray(audio, dtype=np.float64)
-    if padding:
-        x = np.pad(x, (0, padding))
+    n_out = (x.size + padding) // HOP_LENGTH  # Whisper drops the last STFT frame
+    # Zeros actually transformed: enough that every frame touching audio sees real samples.
+    real_pad = min(padding, 2 * N_FFT)
+    if real_pad:
+        x = np.pad(x, (0, real_pad))
     if x.size < N_FFT // 2 + 1:  # reflect padding needs a few samples
         x = np.pad(x, (0, N_FFT // 2 + 1 - x.size))
     x = np.pad(x, (N_FFT // 2, N_FFT // 2), mode="reflect")
-    n_frames = 1 + (x.size - N_FFT) // HOP_LENGTH
-    n_out = n_frames - 1  # Whisper drops the last STFT frame
-    frames = np.lib.stride_tricks.as_strided(x, shape=(n_frames, N_FFT), strides=(x.strides[0] * HOP_LENGTH, x.strides[0]))
+    n_computed = min(n_out, 1 + (x.size - N_FFT) // HOP_LENGTH)
+    if real_pad < padding:
+        # The last computed frames may see reflect padding of the (shorter) zero tail: drop them,
+        # they are pure zeros in the full signal too and get the floor value below.
+        n_computed = min(n_computed, max(0, (audio.size + real_pad - N_FFT) // HOP_LENGTH))
+    frames = np.lib.stride_tricks.as_strided(x, shape=(max(n_computed, 0), N_FFT),
+                                             strides=(x.strides[0] * HOP_LENGTH, x.strides[0]))
     filters = mel_filters(n_mels)
     window = _window()
     out = np.empty((n_mels, n_out), dtype=np.float32)
-    for start in range(0, n_out, chunk_frames):
-        stop = min(start + chunk_frames, n_out)
+    for start in range(0, n_computed, chunk_frames):
+        stop = min(start + chunk_frames, n_computed)
         spec = np.abs(np.fft.rfft(frames[start:stop] * window, n=N_FFT)) ** 2
         out[:, start:stop] = np.log10(np.maximum(filters @ spec.T, 1e-10))
+    out[:, n_computed:] = -10.0  # log10 of the 1e-10 floor: silence
     np.maximum(out, out.max() - 8.0, out=out)
     out += 4.0
     out /= 4.0

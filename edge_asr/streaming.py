@@ -41,6 +41,7 @@ class StreamingOptions:
     language: str | None = None  # None: detected on the first decode, then kept
     task: str = "transcribe"
     step_s: float = 1.0  # new audio between two decodes
+    first_step_s: float = 0.5  # shorter step while nothing is tentative, so new speech shows up fast
     agreement: int = 2  # LocalAgreement-n: hypotheses that must agree before a word is committed
     endpoint_silence_s: float = 0.6  # trailing silence that ends an utterance (VAD)
     vad: bool = True
@@ -247,10 +248,11 @@ class StreamingTranscriber:
         """Decode at every ``step_s`` boundary of received audio, so results do not depend on how the
         audio was chunked. When more than ``max_buffer_s`` is queued (compute fell behind), take it all
         at once: one larger step catches up instead of a backlog of updates."""
-        step = max(1, int(self.options.step_s * SAMPLE_RATE))
         if self._worker is not None:
             self._drop_backlog()
         while True:
+            step_s = self.options.step_s if self._hypothesis else min(self.options.first_step_s, self.options.step_s)
+            step = max(1, int(step_s * SAMPLE_RATE))
             behind = self._pending_len > self.options.max_buffer_s * SAMPLE_RATE
             new = self._take_pending(None if (behind or final) else step - self._since_decode)
             if new.size:
@@ -358,7 +360,7 @@ class StreamingTranscriber:
             word_timestamps=True, initial_prompt=prompt, hotwords=opt.hotwords, condition_on_previous_text=False,
             encoder_tail_s=opt.encoder_tail_s, logprob_threshold=None, compression_ratio_threshold=None)
         transcriber = Transcriber(self.model.backend, self.model.tokenizer, topts)
-        segments, language, _ = transcriber.run(self._buffer)
+        segments, language, _ = transcriber.run(self._buffer, max_windows=1)
         self._language = self._language or language
         repetitive = any(s["result"].compression_ratio > 2.4 for s in segments)
         return [_Word(self._buffer_offset + w["start"], self._buffer_offset + w["end"], w["word"])

@@ -200,8 +200,12 @@ class Transcriber:
         frames = min(N_FRAMES, int(np.ceil((segment_size + tail * FRAMES_PER_SECOND) / 100.0)) * 100)
         return mel[:, seek:seek + frames]
 
-    def run(self, audio: np.ndarray, progress: ProgressCallback | None = None) -> tuple[list[dict], str, dict | None]:
+    def run(self, audio: np.ndarray, progress: ProgressCallback | None = None,
+            max_windows: int | None = None) -> tuple[list[dict], str, dict | None]:
+        """Segments (dicts), language, language probabilities. ``max_windows`` stops after that many
+        decoded windows (streaming decodes its < 30 s buffer once per update, never a tail window)."""
         opt, tok, backend = self.options, self.tokenizer, self.backend
+        windows = 0
         silence_peak = None if opt.silence_peak_db is None else 10 ** (opt.silence_peak_db / 20)
         mel = log_mel_spectrogram(audio, backend.manifest.dims.n_mels, padding=N_SAMPLES)
         content_frames = mel.shape[-1] - N_FRAMES
@@ -223,7 +227,8 @@ class Transcriber:
         want_words = opt.word_timestamps or threshold is not None
         all_segments: list[dict] = []
         seek = 0
-        while seek < content_frames:
+        while seek < content_frames and (max_windows is None or windows < max_windows):
+            windows += 1
             time_offset = seek * HOP_LENGTH / SAMPLE_RATE
             window_end_time = (seek + N_FRAMES) * HOP_LENGTH / SAMPLE_RATE
             segment_size = min(N_FRAMES, content_frames - seek)

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.skipif(not (have("jiwer") and have("whisper_normalizer"
                                 reason="needs jiwer and whisper-normalizer (edge-asr[bench] or [export])")
 
 # As short as a run can be while still taking every measurement once.
-SHORT = ["--repeats", "1", "--long-repeats", "1", "--warmup", "0", "--forced-tokens", "6", "--ratio-rounds", "1",
+SHORT = ["--repeats", "1", "--long-repeats", "1", "--warmup", "0", "--forced-tokens", "4", "--ratio-rounds", "1",
          "--no-progress"]
 
 
@@ -59,7 +59,7 @@ def tiny_random_report(tiny_model_dir, tmp_path_factory) -> dict:
     random weights (forced decoding, labelled); bundled sample only, so it needs no ../shared."""
     out = tmp_path_factory.mktemp("bench-tiny")
     return run_bench(["--models", str(tiny_model_dir), "--random-model", str(tiny_model_dir), "--decoding",
-                      "greedy,beam5", "--anchors", "none", "--manifest", "none"], out)
+                      "greedy,beam5", "--anchors", "none", "--manifest", "none", "--long-seconds", "5"], out)
 
 
 def test_tiny_random_report_schema_and_consistency(tiny_random_report):
@@ -67,6 +67,7 @@ def test_tiny_random_report_schema_and_consistency(tiny_random_report):
     ok = [c for c in tiny_random_report["configs"] if c["status"] == "ok"]
     assert {(c["spec"]["weights"], c["spec"]["decoding"]) for c in ok} == {
         ("real", "greedy"), ("real", "beam5"), ("random", "greedy"), ("random", "beam5")}
+    assert len({c["id"] for c in tiny_random_report["configs"]}) == len(tiny_random_report["configs"])
     assert tiny_random_report["workload"]["short"]["id"] == "bundled_sample"
     for c in ok:
         if c["spec"]["weights"] == "random":  # latency only, and labelled so everywhere
@@ -112,19 +113,21 @@ def test_real_tiny_en_with_anchors(pulled, shared_manifest, tmp_path, monkeypatc
                         "--manifest", str(SHARED_AUDIO / "manifest.jsonl"), "--long-seconds", "10",
                         "--accuracy-clips", "2"], tmp_path)
     check_report(report)
-    edge = next(c for c in report["configs"] if c["spec"]["system"] == "edge-asr")
+    (edge,) = [c for c in report["configs"] if c["spec"]["system"] == "edge-asr"]
     assert edge["status"] == "ok" and edge["spec"]["model"] == "tiny.en"
     en = edge["accuracy"]["languages"]["en"]
     assert en["clips"] == 2 and 0 <= en["value"] < 0.5  # real weights transcribe real speech
     assert report["anchors"]["transformers"]["reason"] == "not requested (--anchors)"
     fw = report["anchors"]["faster-whisper"]
     if fw["status"] == "ok":
-        anchor = next(c for c in report["configs"] if c["spec"]["system"] == "faster-whisper")
-        assert anchor["status"] == "ok", anchor.get("reason")
-        assert anchor["latency"]["stages"] is None and anchor["latency"]["stages_note"]
+        anchors = [c for c in report["configs"] if c["spec"]["system"] == "faster-whisper"]
+        assert [c["status"] for c in anchors] == ["ok"], [c.get("reason") for c in anchors]
+        assert anchors[0]["latency"]["stages"] is None and anchors[0]["latency"]["stages_note"]
         (pair,) = report["ratios"]
-        assert pair["status"] == "ok" and pair["metrics"]["short_clip_s"]["ratio"]["median"] > 0
-    else:  # not installed here: reported with the install hint, no ratio
+        assert pair["status"] == "ok" and (pair["edge"], pair["anchor"]) == (edge["id"], anchors[0]["id"])
+        ratio = pair["metrics"]["short_clip_s"]
+        assert ratio["ratio"]["median"] == pytest.approx(ratio["ratios"][0], abs=1e-3)  # one round
+    else:  # not installed here: reported once with the install hint, and no ratio
         assert "edge-asr[bench]" in fw["reason"] and report["ratios"] == []
 
 
