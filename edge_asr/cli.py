@@ -93,11 +93,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     try:
         options = _options_from_args(args)
         model = load_model(args.model, device=args.device, threads=args.threads, verify=args.verify)
-        # Options the model cannot honour fail once, before any file (not once per file).
-        model.tokenizer.sot_sequence(options.language, options.task, not options.without_timestamps)
-        if (options.word_timestamps or options.hallucination_silence_threshold) and not model.word_timestamps_available:
-            raise EdgeASRError("word timestamps are unavailable for this model folder: it was exported without "
-                               "cross-attention outputs; re-export it with this edge-asr version")
+        model.check_options(options)  # fail once, before any file, not once per file
     except (EdgeASRError, ValueError) as e:
         _err(str(e))
         return 2

@@ -21,3 +21,7 @@ class ModelNotFoundError(ModelError):
 
 class DecodingError(EdgeASRError):
     """Options that the model cannot honour (e.g. a language an English-only model lacks)."""
+
+
+WORD_TIMESTAMPS_UNAVAILABLE = ("word timestamps are unavailable for this model folder: it was exported without "
+                               "cross-attention outputs; re-export it with this edge-asr version")

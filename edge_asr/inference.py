@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import time
+
 import numpy as np
 import onnxruntime as ort
 
@@ -43,6 +45,9 @@ class OnnxBackend:
         self.device = "cuda" if on_gpu else "cpu"
         d = manifest.dims
         self.has_alignment = "alignment_attn" in manifest.graphs["decoder"]["outputs"]
+        # Cumulative time in each graph (perf_counter around run calls: negligible cost), so streaming
+        # and benchmarks can show where an update's time goes.
+        self.timings = {"encoder_s": 0.0, "encoder_runs": 0, "decoder_s": 0.0, "decoder_runs": 0}
         self._empty_cache_shape = (d.decoder_layers, 0, d.decoder_heads, 0, d.d_model // d.decoder_heads)
 
     def _value(self, array: np.ndarray) -> ort.OrtValue:
@@ -54,7 +59,10 @@ class OnnxBackend:
         io.bind_ortvalue_input("mel", self._value(mel.astype(np.float32, copy=False)))
         io.bind_output("cross_k", self.device)
         io.bind_output("cross_v", self.device)
+        t0 = time.perf_counter()
         self.encoder.run_with_iobinding(io)
+        self.timings["encoder_s"] += time.perf_counter() - t0
+        self.timings["encoder_runs"] += 1
         cross_k, cross_v = io.get_outputs()
         return self.empty_state(cross_k, cross_v, mel.shape[0])
 
@@ -89,7 +97,10 @@ class OnnxBackend:
         io.bind_output("new_self_v", self.device)
         if alignment:  # unbound outputs are not copied out, so the per-token path never pays for it
             io.bind_output("alignment_attn", "cpu")
+        t0 = time.perf_counter()
         self.decoder.run_with_iobinding(io)
+        self.timings["decoder_s"] += time.perf_counter() - t0
+        self.timings["decoder_runs"] += 1
         outs = io.get_outputs()
         new_state = DecoderState(state.cross_k, state.cross_v, outs[1], outs[2], state.batch)
         return outs[0].numpy(), new_state, (outs[3].numpy() if alignment else None)

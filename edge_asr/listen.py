@@ -117,7 +117,9 @@ def run_listen(args, model_loader) -> int:
     result = {"text": text, "duration": round(stream.received_s, 3), "language": stream._language,
               "events": [_event_dict(e) for e in events],
               "stats": {"updates": stream.stats.updates, "skipped_silent": stream.stats.skipped_silent,
-                        "compute_s": round(stream.stats.total_s, 3), "max_buffer_s": round(stream.stats.max_buffer_s, 2)}}
+                        "compute_s": round(stream.stats.total_s, 3), "encoder_s": round(stream.stats.encoder_s, 3),
+                        "decoder_s": round(stream.stats.decoder_s, 3), "vad_s": round(stream.stats.vad_s, 3),
+                        "max_buffer_s": round(stream.stats.max_buffer_s, 2)}}
     payload = json.dumps(result, ensure_ascii=False, indent=2) + "\n" if args.output_format == "json" else text + "\n"
     if args.output_dir:
         stem = Path(args.file).stem if args.file else datetime.now().strftime("listen-%Y%m%d-%H%M%S")

@@ -9,7 +9,7 @@ from typing import Sequence
 
 from .audio import AudioInput, load_audio
 from .decoding import DecodingOptions, DecodingTask
-from .errors import DecodingError
+from .errors import WORD_TIMESTAMPS_UNAVAILABLE, DecodingError
 from .features import N_SAMPLES, log_mel_spectrogram, pad_or_trim
 from .inference import OnnxBackend
 from .manifest import Manifest, read_manifest, verify_files
@@ -52,13 +52,15 @@ class WhisperModel:
             raise TypeError(f"unknown transcribe option(s): {', '.join(sorted(unknown))}; "
                             f"valid: {', '.join(sorted(TranscribeOptions.names()))}")
         opts = replace(options or TranscribeOptions(), **option_overrides)
-        # Validate what can be validated before the (possibly long) audio decode, so mistakes fail fast.
-        self.tokenizer.sot_sequence(opts.language, opts.task, not opts.without_timestamps)
-        if (opts.word_timestamps or opts.hallucination_silence_threshold) and not self.backend.has_alignment:
-            raise DecodingError("word timestamps are unavailable for this model folder: it was exported without "
-                                "cross-attention outputs; re-export it with this edge-asr version")
+        self.check_options(opts)  # before the (possibly long) audio decode, so mistakes fail fast
         samples = load_audio(audio, sample_rate)
         return transcribe_audio(self.backend, self.tokenizer, samples, opts, progress)
+
+    def check_options(self, opts: TranscribeOptions) -> None:
+        """Raise DecodingError for options this model cannot honour (language, task, word timing)."""
+        self.tokenizer.sot_sequence(opts.language, opts.task, not opts.without_timestamps)
+        if (opts.word_timestamps or opts.hallucination_silence_threshold) and not self.backend.has_alignment:
+            raise DecodingError(WORD_TIMESTAMPS_UNAVAILABLE)
 
     @property
     def word_timestamps_available(self) -> bool:

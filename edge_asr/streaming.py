@@ -86,7 +86,9 @@ class UpdateStats:
     skipped_silent: int = 0
     total_s: float = 0.0
     vad_s: float = 0.0
-    decode_s: float = 0.0  # encoder + decoder + word timing
+    decode_s: float = 0.0  # everything in the decode step (encoder, decoder, features, word timing)
+    encoder_s: float = 0.0  # of which in the encoder graph
+    decoder_s: float = 0.0  # of which in the decoder graph (all steps, word-timing pass included)
     audio_s: float = 0.0
     max_buffer_s: float = 0.0
     per_update: list[float] = field(default_factory=list)
@@ -321,7 +323,11 @@ class StreamingTranscriber:
             if final:
                 self._commit_all()
             return
+        before = dict(self.model.backend.timings)
         words, repetitive = self._transcribe_buffer()
+        after = self.model.backend.timings
+        self.stats.encoder_s += after["encoder_s"] - before["encoder_s"]
+        self.stats.decoder_s += after["decoder_s"] - before["decoder_s"]
         if repetitive:
             words = _cut_repetition(words)
         if speech_end is not None:

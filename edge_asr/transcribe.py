@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .decoding import DecodingOptions, DecodingResult, DecodingTask
-from .errors import DecodingError
+from .errors import WORD_TIMESTAMPS_UNAVAILABLE, DecodingError
 from .features import FRAMES_PER_SECOND, HOP_LENGTH, N_FRAMES, N_SAMPLES, log_mel_spectrogram, pad_or_trim
 from .inference import OnnxBackend
 from .results import Segment, TranscriptionResult, Word
@@ -117,8 +117,7 @@ class Transcriber:
         self.options = options
         self.n_ctx = backend.manifest.dims.n_text_ctx
         if (options.word_timestamps or options.hallucination_silence_threshold) and not backend.has_alignment:
-            raise DecodingError("word timestamps are unavailable for this model folder: it was exported without "
-                                "cross-attention outputs; re-export it with this edge-asr version")
+            raise DecodingError(WORD_TIMESTAMPS_UNAVAILABLE)
         temps = options.temperature
         self.temperatures = [float(temps)] if isinstance(temps, (int, float)) else [float(t) for t in temps]
         if not self.temperatures:

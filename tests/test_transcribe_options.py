@@ -217,3 +217,14 @@ def test_cli_batch_directory_all_formats(pulled, tmp_path, capsys):
     srt = (out / "a.srt").read_text()
     assert srt.startswith("1\n00:00:0") and all(len(line) <= 42 for line in srt.splitlines())
     assert '"words"' in (out / "a.json").read_text()
+
+
+@pytest.mark.slow
+def test_hallucination_silence_threshold_on_speech_in_noise(real_model, sample_audio):
+    model = real_model("tiny.en")
+    rng = np.random.default_rng(1)
+    noise = rng.normal(0, 0.003, 16000 * 45).astype(np.float32)  # quiet room tone, not digital silence
+    audio = np.concatenate([noise[:16000 * 5], sample_audio, noise])
+    result = model.transcribe(audio, hallucination_silence_threshold=2.0)
+    assert wer(SAMPLE_TEXT, result.text) < 0.15
+    assert all(w.start < 5 + len(sample_audio) / 16000 + 1.0 for s in result.segments for w in s.words)
