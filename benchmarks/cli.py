@@ -76,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--long-seconds", type=float, help="cap the long file (whole clips) at about this many seconds")
     m.add_argument("--accuracy-clips", type=int, help="score only the first N clips")
     m.add_argument("--no-accuracy", action="store_true", help="skip WER/CER")
+    m.add_argument("--no-streaming", action="store_true", help="skip streaming first-partial/commit latency")
     m.add_argument("--ct2", action="append", default=[], metavar="NAME=DIR", help="CTranslate2 folder for a model")
     m.add_argument("--hf", action="append", default=[], metavar="NAME=DIR", help="transformers checkpoint for a model")
     m.add_argument("--job-timeout", type=float, default=3600.0, help="seconds before a configuration is abandoned")
@@ -107,7 +108,8 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         random_sizes=_csv(args.random_sizes), random_quantizations=_csv(args.random_quant),
         random_models=tuple(args.random_model), settings=settings,
         manifest=manifest if manifest is not None and manifest.is_file() else None, long_seconds=pick("long_seconds"),
-        accuracy_clips=pick("accuracy_clips"), accuracy=not args.no_accuracy, ct2=_pairs(args.ct2, "--ct2"),
+        accuracy_clips=pick("accuracy_clips"), accuracy=not args.no_accuracy, streaming=not args.no_streaming,
+        ct2=_pairs(args.ct2, "--ct2"),
         hf=_pairs(args.hf, "--hf"), job_timeout_s=args.job_timeout, quick=args.quick, note=args.note)
 
 

@@ -104,7 +104,6 @@ def machine_info() -> dict:
     import onnxruntime as ort
 
     return {
-        "hostname": platform.node(),
         "os": f"{platform.system()} {platform.release()}",
         "cpu": _cpu(),
         "memory_gb": _memory_gb(),

@@ -116,7 +116,22 @@ def _tail(report: dict, markdown: bool) -> list[str]:
         out += [f"{bullet}{c['id']}: {c['status']}: {c['reason']}" for c in skipped]
     s = report["streaming"]
     out += ["", f"Streaming: {s['status']}" + (f": {s['reason']}" if s.get("reason") else "")]
+    if s.get("configs"):
+        out += [f"({s.get('method')}; clips: {', '.join(s.get('clips', []))})", ""]
+        out.append(_table(["edge-asr", "first partial s", "commit s", "update RTF", "WER stream %", "WER offline %",
+                           "peak RSS MB"], streaming_rows(s), markdown))
     return out
+
+
+def streaming_rows(s: dict) -> list[list[str]]:
+    rows = []
+    for cid, c in s["configs"].items():
+        if c.get("status") != "ok":
+            rows.append([cid, "failed: " + str(c.get("reason"))[:60], "–", "–", "–", "–", "–"])
+            continue
+        rows.append([cid, _cell(c.get("first_partial_s"), True), _cell(c.get("commit_s"), True), _fmt(c["update_rtf"]),
+                     f"{100 * c['wer_streaming']:.1f}", f"{100 * c['wer_offline']:.1f}", _fmt(c["peak_rss_mb"])])
+    return rows
 
 
 def terminal(report: dict) -> str:

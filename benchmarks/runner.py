@@ -17,8 +17,8 @@ from .corpus import prepare_workload
 from .machine import load_average, machine_info
 from .plan import BenchConfig, Planned, pairs, plan_anchors, plan_edge, plan_random_sizes
 from .schema import SCHEMA
-from .spec import RANDOM_LABEL, RunSpec, Workload
-from .streaming_probe import streaming_section
+from .spec import RANDOM_LABEL, ClipInfo, RunSpec, Workload
+from .streaming_probe import parse_row, streaming_clips, streaming_section, streaming_specs
 
 # numpy's BLAS and OpenMP pools size themselves to all cores unless told; the threads axis must hold
 # for everything in the worker (log-mel's matrix product included), not only for onnxruntime.
@@ -56,6 +56,21 @@ class Workers:
             how = "was killed (out of memory?)" if proc.returncode < 0 else f"exited with status {proc.returncode}"
             return {"status": "failed", "reason": f"worker {how}: {tail}"}
         return json.loads(result_path.read_text())
+
+    def run_streaming(self, spec: RunSpec, clip: ClipInfo) -> dict:
+        """One streaming simulation (edge_asr_bench.streaming --one) in its own process."""
+        cmd = [sys.executable, "-m", "edge_asr_bench.streaming", "--threads", str(spec.threads), "--step", "1.0",
+               "--one", spec.path, clip.path, clip.text, "0"]
+        try:
+            proc = subprocess.run(cmd, env=self._env(spec.threads), capture_output=True, text=True,
+                                  timeout=self.timeout_s)
+        except subprocess.TimeoutExpired:
+            return {"status": "failed", "reason": f"timed out after {self.timeout_s:.0f} s"}
+        try:
+            return parse_row(proc.stdout) if proc.returncode == 0 else {
+                "status": "failed", "reason": " ".join(proc.stderr.strip().splitlines()[-3:])}
+        except (ValueError, IndexError):
+            return {"status": "failed", "reason": f"unreadable output: {proc.stdout[-200:]!r}"}
 
 
 def build_random(config: BenchConfig, root: Path, log: Callable[[str], None]
@@ -133,6 +148,17 @@ def run_bench(config: BenchConfig, log: Callable[[str], None] = print, progress:
                 r = {"id": p.spec.id, "spec": p.spec.to_dict(), **r}
             results.append(r)
             bar.update(1)
+        if config.streaming:
+            bar.total += len(streaming_specs(results)) * len(streaming_clips(work))
+            bar.refresh()
+
+        def stream_one(spec: RunSpec, clip: ClipInfo) -> dict:
+            bar.set_postfix_str(f"streaming {spec.id} {clip.id}", refresh=True)
+            row = workers.run_streaming(spec, clip)
+            bar.update(1)
+            return row
+
+        streaming = streaming_section(results, work, config.streaming, stream_one)
         todo = pairs(results) if config.settings.ratio_rounds > 0 else []
         bar.total += len(todo)
         bar.refresh()
@@ -155,14 +181,11 @@ def run_bench(config: BenchConfig, log: Callable[[str], None] = print, progress:
                      "quantizations": list(config.quantizations), "providers": list(config.providers),
                      "threads": list(config.threads), "decodings": list(config.decodings),
                      "anchors": list(config.anchors), "random_sizes": list(config.random_sizes),
+                     "streaming": config.streaming,
                      "transformers_threads": 1, "random_weights_label": RANDOM_LABEL},
         "workload": _public_workload(work),
         "anchors": anchor_statuses,
         "configs": results,
         "ratios": ratios,
-        "streaming": streaming_section(),
+        "streaming": streaming,
     }
-
-
-def spec_of(result: dict) -> RunSpec:
-    return RunSpec.from_dict(result["spec"])

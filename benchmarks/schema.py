@@ -17,6 +17,9 @@ ok), ``label`` ("random weights, latency only" or null) and, when ok:
   seconds} or null with accuracy_reason)
 A ratio: ``edge``, ``anchor`` (config ids), ``status``, ``rounds``, ``anchor_threads``, ``metrics``
 ({short_clip_s|long_file_s: {edge, anchor, ratio: stats, ratios: per round}}).
+Streaming (streaming_probe.py): ``status``, ``reason``, ``fields``, ``method``, ``clips`` and ``configs``
+({edge config id: {status, first_partial_s, commit_s (stats), update_rtf, wer_streaming, wer_offline,
+peak_rss_mb, clips: per-clip rows}}).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from .spec import RANDOM_LABEL
 
 SCHEMA = "edge-asr-bench/1"
 TOP_LEVEL = ("schema", "created", "machine", "settings", "workload", "anchors", "configs", "ratios", "streaming")
+FIELDS_STREAMING = ("first_partial_s", "commit_s")
 EDGE_STAGES = ("log_mel_s", "encoder_s", "decoder_first_call_s", "decoder_per_token_s", "first_token_s")
 
 
@@ -118,4 +122,14 @@ def validate(report: dict) -> list[str]:
     s = report["streaming"]
     if s.get("status") not in ("ok", "skipped") or (s["status"] == "skipped" and not s.get("reason")):
         problems.append("streaming: status must be ok, or skipped with a reason")
+    for cid, sc in (s.get("configs") or {}).items():
+        if sc.get("status") != "ok":
+            if not sc.get("reason"):
+                problems.append(f"streaming {cid}: not ok and no reason")
+            continue
+        for key in FIELDS_STREAMING:
+            if sc.get(key) is not None:  # None: no text was ever emitted (nothing to time)
+                _stats(sc[key], f"streaming {cid} {key}", problems)
+        if not sc.get("update_rtf", 0) > 0:
+            problems.append(f"streaming {cid}: update_rtf not positive")
     return problems

@@ -65,10 +65,11 @@ def run_one(model_path: str, audio_path: str, reference: str, threads: int, enco
     model = edge_asr.load_model(model_path, device="cpu", threads=threads)
     audio = load_audio(audio_path)
     duration = len(audio) / 16000
-    offline = model.transcribe(audio, language="en", word_timestamps=True)
-    first_word = next((w.start for s in offline.segments for w in s.words), 0.0)
     model.transcribe(audio[:16000 * 2], language="en")  # warm-up
     sim = simulate(model, audio, StreamingOptions(language="en", encoder_tail_s=encoder_tail, step_s=step))
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # streaming only: offline runs after
+    offline = model.transcribe(audio, language="en", word_timestamps=True)
+    first_word = next((w.start for s in offline.segments for w in s.words), 0.0)
     timed = sim["timed"]
     first_tentative = next((t for t, e in timed if e.kind in ("tentative", "committed") and e.text), None)
     commit_lat = [t - w[1] for t, e in timed if e.kind == "committed" for w in e.words]
@@ -87,7 +88,7 @@ def run_one(model_path: str, audio_path: str, reference: str, threads: int, enco
         "decoder_per_update_s": round(stats.decoder_s / max(stats.updates, 1), 4),
         "max_buffer_s": round(stats.max_buffer_s, 2),
         "lag_at_end_s": round(max(0.0, sim["finished_at"] - duration), 3),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(peak_rss, 1),
         "wer_streaming": word_error_rate([reference], [sim["text"]]),
         "wer_offline": word_error_rate([reference], [offline.text]),
         "text": sim["text"],

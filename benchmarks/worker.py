@@ -43,8 +43,8 @@ def _quiet() -> None:
 
 def _long_file(times: list[float], audio_s: float, mode: str) -> dict:
     stats = Stats.of(times)
-    return {"audio_s": audio_s, "processing_s": stats.to_dict(), "rtf": round(stats.median / audio_s, 4),
-            "audio_s_per_s": round(audio_s / stats.median, 3), "mode": mode}
+    return {"audio_s": audio_s, "processing_s": stats.to_dict(), "rtf": round(stats.median / audio_s, 6),
+            "audio_s_per_s": round(audio_s / stats.median, 4), "mode": mode}
 
 
 def _accuracy(runner, spec: RunSpec, work: Workload) -> dict:

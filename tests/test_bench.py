@@ -59,7 +59,8 @@ def tiny_random_report(tiny_model_dir, tmp_path_factory) -> dict:
     random weights (forced decoding, labelled); bundled sample only, so it needs no ../shared."""
     out = tmp_path_factory.mktemp("bench-tiny")
     return run_bench(["--models", str(tiny_model_dir), "--random-model", str(tiny_model_dir), "--decoding",
-                      "greedy,beam5", "--anchors", "none", "--manifest", "none", "--long-seconds", "5"], out)
+                      "greedy,beam5", "--anchors", "none", "--manifest", "none", "--long-seconds", "5",
+                      "--no-streaming"], out)
 
 
 def test_tiny_random_report_schema_and_consistency(tiny_random_report):
@@ -78,8 +79,10 @@ def test_tiny_random_report_schema_and_consistency(tiny_random_report):
         assert c["latency"]["stages"]["decoder_rows"] == (5 if c["spec"]["decoding"] == "beam5" else 1)
     greedy_real = next(c for c in ok if c["spec"]["weights"] == "real" and c["spec"]["decoding"] == "greedy")
     assert greedy_real["accuracy"]["languages"]["en"]["metric"] == "wer"
-    # Anchors were not requested: both say so instead of disappearing.
+    # Anchors and streaming were not requested: they say so instead of disappearing.
     assert all("not requested" in a["reason"] for a in tiny_random_report["anchors"].values())
+    assert tiny_random_report["streaming"]["status"] == "skipped"
+    assert "not requested" in tiny_random_report["streaming"]["reason"]
 
 
 def test_markdown_labels_random_rows(tiny_random_report, tmp_path):
@@ -129,6 +132,12 @@ def test_real_tiny_en_with_anchors(pulled, shared_manifest, tmp_path, monkeypatc
         assert ratio["ratio"]["median"] == pytest.approx(ratio["ratios"][0], abs=1e-3)  # one round
     else:  # not installed here: reported once with the install hint, and no ratio
         assert "edge-asr[bench]" in fw["reason"] and report["ratios"] == []
+    # Streaming latency of the same configuration, on the short clip (no 20 s clip among 2 scored ones).
+    stream = report["streaming"]
+    assert stream["status"] == "ok" and stream["clips"] == [report["workload"]["short"]["id"]]
+    sc = stream["configs"][edge["id"]]
+    assert sc["status"] == "ok", sc.get("reason")
+    assert sc["first_partial_s"]["median"] > 0 and sc["update_rtf"] > 0 and sc["wer_streaming"] < 0.5
 
 
 def test_missing_anchor_is_skipped_with_reason(monkeypatch):
