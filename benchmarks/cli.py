@@ -85,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--note", default=None, help="free text stored in the report (e.g. 'machine busy')")
     o.add_argument("--no-plot", action="store_true", help="do not draw bench.png")
     o.add_argument("--no-progress", action="store_true", help="no progress bar")
+    o.add_argument("--render", type=Path, default=None, metavar="BENCH_JSON",
+                   help="measure nothing: redraw the table, bench.md and bench.png of an earlier bench.json into --out")
     return p
 
 
@@ -100,7 +102,8 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
     if args.manifest is not None and manifest is not None and not manifest.is_file():
         raise SystemExit(f"edge-asr bench: error: no manifest at {manifest}")
     settings = Settings(warmup=pick("warmup"), repeats=pick("repeats"), long_repeats=pick("long_repeats"),
-                        forced_tokens=pick("forced_tokens"), ratio_rounds=pick("ratio_rounds"))
+                        forced_tokens=pick("forced_tokens"), ratio_rounds=pick("ratio_rounds"),
+                        accuracy=not args.no_accuracy)
     return BenchConfig(
         models=_csv(pick("models")) if not (args.models is None and (args.random_sizes or args.random_model)) else (),
         quantizations=_csv(pick("quant")), providers=_csv(args.provider),
@@ -136,6 +139,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .schema import validate
 
     args = build_parser().parse_args(argv)
+    if args.render is not None:
+        report = json.loads(args.render.read_text())
+        print(terminal(report))
+        paths = write_outputs(report, args.out, not args.no_plot)
+        print("\nwrote " + ", ".join(str(p) for p in paths))
+        return 0
     config = config_from_args(args)
     if not (config.models or config.random_sizes or config.random_models):
         print("edge-asr bench: error: nothing to measure (give --models, --random-sizes or --random-model)",

@@ -30,7 +30,7 @@ def plot(report: dict, path: Path) -> Path:
         key = (s["system"], s["quantization"], s["provider"], s["decoding"], s["threads"] if multi_threads else None)
         lines[key].append((params, c["latency"]["short_clip_s"]["median"], c["long_file"]["rtf"],
                            s["weights"] == "random", s["model"]))
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5.2))
+    fig, axes = plt.subplots(1, 2, figsize=(15, 5.2))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (key, pts) in enumerate(sorted(lines.items(), key=lambda kv: str(kv[0]))):
         system, quant, device, decoding, threads = key
@@ -64,7 +64,7 @@ def plot(report: dict, path: Path) -> Path:
     for name, p in seen.items():
         axes[0].annotate(name, (p, axes[0].get_ylim()[0]), textcoords="offset points", xytext=(2, 4), fontsize=7,
                          rotation=90, alpha=0.6)
-    axes[1].legend(fontsize=7, loc="best")
+    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     cpu = report["machine"]["cpu"]["model"]
     fig.suptitle(f"edge-asr bench on {cpu} ({report['machine']['cpu']['logical_cores']} cores)"
                  + (f" - hollow points: {RANDOM_LABEL}" if any(p[3] for v in lines.values() for p in v) else ""),

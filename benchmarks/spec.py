@@ -59,6 +59,7 @@ class Settings:
     long_repeats: int = 3  # the long file (tens of seconds per run for larger models)
     forced_tokens: int = 100  # decoder steps timed per window (~ a 30 s window of speech)
     ratio_rounds: int = 3  # alternating edge/anchor rounds per pair
+    accuracy: bool = True  # False: --no-accuracy (reported as the reason)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -120,7 +120,9 @@ def measure_config(spec: RunSpec, settings: Settings, work: Workload) -> dict:
             result["accuracy"] = _accuracy(obj, spec, work)
         else:
             result["accuracy"] = None
-            result["accuracy_reason"] = "measured once per model, precision, decoding and provider (see the first thread count)"
+            result["accuracy_reason"] = ("not requested (--no-accuracy)" if not settings.accuracy else
+                                         "measured once per model, precision, decoding and provider "
+                                         "(see the first thread count)")
     result["memory"] = {"baseline_rss_mb": baseline, "after_load_rss_mb": after_load, "peak_rss_mb": peak_rss_mb(),
                         "gpu_mb": None, "gpu_note": "not measured (CPU run)" if spec.provider == "cpu" else
                         "not measured: onnxruntime exposes no per-session peak; see nvidia-smi"}

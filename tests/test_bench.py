@@ -47,7 +47,8 @@ def check_report(report: dict) -> None:
             assert stages["decoder_per_token_s"]["median"] > 0 and stages["encoder_s"]["median"] > 0
     for name, a in report["anchors"].items():
         assert a["status"] == "ok" or a["reason"], name
-    assert report["streaming"]["status"] in ("ok", "skipped") and report["streaming"].get("reason")
+    stream = report["streaming"]
+    assert stream["status"] == "ok" or (stream["status"] == "skipped" and stream["reason"])
     m = report["machine"]
     assert m["cpu"]["logical_cores"] >= 1 and m["onnxruntime"]["version"] and "CPUExecutionProvider" in \
         m["onnxruntime"]["providers"]
@@ -60,7 +61,7 @@ def tiny_random_report(tiny_model_dir, tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("bench-tiny")
     return run_bench(["--models", str(tiny_model_dir), "--random-model", str(tiny_model_dir), "--decoding",
                       "greedy,beam5", "--anchors", "none", "--manifest", "none", "--long-seconds", "5",
-                      "--no-streaming"], out)
+                      "--no-streaming", "--no-accuracy"], out)
 
 
 def test_tiny_random_report_schema_and_consistency(tiny_random_report):
@@ -74,11 +75,10 @@ def test_tiny_random_report_schema_and_consistency(tiny_random_report):
         if c["spec"]["weights"] == "random":  # latency only, and labelled so everywhere
             assert c["label"] == "random weights, latency only" and c["accuracy"] is None
             assert c["long_file"]["mode"].startswith("forced")
-        else:
+        else:  # the full path, unscored here (--no-accuracy; real tiny.en is scored below)
             assert c["long_file"]["mode"] == "transcribe"
+            assert c["accuracy"] is None and "--no-accuracy" in c["accuracy_reason"]
         assert c["latency"]["stages"]["decoder_rows"] == (5 if c["spec"]["decoding"] == "beam5" else 1)
-    greedy_real = next(c for c in ok if c["spec"]["weights"] == "real" and c["spec"]["decoding"] == "greedy")
-    assert greedy_real["accuracy"]["languages"]["en"]["metric"] == "wer"
     # Anchors and streaming were not requested: they say so instead of disappearing.
     assert all("not requested" in a["reason"] for a in tiny_random_report["anchors"].values())
     assert tiny_random_report["streaming"]["status"] == "skipped"
@@ -114,12 +114,12 @@ def test_real_tiny_en_with_anchors(pulled, shared_manifest, tmp_path, monkeypatc
     monkeypatch.setenv("EDGE_ASR_CACHE", str(real_cache))
     report = run_bench(["--models", str(folder), "--decoding", "greedy", "--anchors", "faster-whisper",
                         "--manifest", str(SHARED_AUDIO / "manifest.jsonl"), "--long-seconds", "10",
-                        "--accuracy-clips", "2"], tmp_path)
+                        "--accuracy-clips", "1"], tmp_path)
     check_report(report)
     (edge,) = [c for c in report["configs"] if c["spec"]["system"] == "edge-asr"]
     assert edge["status"] == "ok" and edge["spec"]["model"] == "tiny.en"
     en = edge["accuracy"]["languages"]["en"]
-    assert en["clips"] == 2 and 0 <= en["value"] < 0.5  # real weights transcribe real speech
+    assert en["clips"] == 1 and 0 <= en["value"] < 0.5  # real weights transcribe real speech
     assert report["anchors"]["transformers"]["reason"] == "not requested (--anchors)"
     fw = report["anchors"]["faster-whisper"]
     if fw["status"] == "ok":
@@ -132,7 +132,7 @@ def test_real_tiny_en_with_anchors(pulled, shared_manifest, tmp_path, monkeypatc
         assert ratio["ratio"]["median"] == pytest.approx(ratio["ratios"][0], abs=1e-3)  # one round
     else:  # not installed here: reported once with the install hint, and no ratio
         assert "edge-asr[bench]" in fw["reason"] and report["ratios"] == []
-    # Streaming latency of the same configuration, on the short clip (no 20 s clip among 2 scored ones).
+    # Streaming latency of the same configuration, on the short clip (no 20 s clip among the scored ones).
     stream = report["streaming"]
     assert stream["status"] == "ok" and stream["clips"] == [report["workload"]["short"]["id"]]
     sc = stream["configs"][edge["id"]]
