@@ -29,14 +29,18 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 def _import_export():
-    try:
-        import edge_asr_export  # noqa: F401
-        import onnx  # noqa: F401
-        import torch  # noqa: F401
-        import transformers  # noqa: F401
-    except ImportError as e:
-        _err(f"{EXPORT_HINT} (missing: {e.name})")
-        sys.exit(3)
+    """Exit 3 with the install hint unless the export stack is installed. Only looks the packages up
+    (find_spec): the runtime itself never imports torch or transformers."""
+    import importlib.util
+
+    for name in ("edge_asr_export", "onnx", "torch", "transformers"):
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            _err(f"{EXPORT_HINT} (missing: {name})")
+            sys.exit(3)
 
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".webm", ".mp4", ".mkv",
