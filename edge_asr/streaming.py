@@ -31,7 +31,7 @@ import numpy as np
 
 from .audio import SAMPLE_RATE, to_float32, to_mono
 from .transcribe import TranscribeOptions, Transcriber
-from .vad import SileroVad, VadOptions, default_vad
+from .vad import SileroVad, default_vad
 
 EVENT_KINDS = ("tentative", "committed", "end_of_utterance", "dropped", "lag")
 

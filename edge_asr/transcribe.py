@@ -10,8 +10,7 @@ only the speech Silero VAD finds is transcribed (faster-whisper's approach), and
 
 from __future__ import annotations
 
-import string
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from typing import Callable, Sequence
 
 import numpy as np
@@ -341,7 +340,7 @@ def transcribe_audio(backend: OnnxBackend, tokenizer: Tokenizer, audio: np.ndarr
     if options.vad_filter:
         chunks = get_speech_timestamps(audio, options.vad_options or VadOptions())
         if not chunks:  # no speech at all: nothing to decode, nothing to hallucinate
-            language = options.language or ("en" if not tokenizer.multilingual else "en")
+            language = options.language or "en"  # nothing was heard to detect a language from
             if progress is not None:
                 progress(duration, duration)
             return TranscriptionResult(text="", language=language, duration=round(duration, 3), segments=())

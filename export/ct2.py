@@ -10,7 +10,6 @@ transformers itself) can load.
 from __future__ import annotations
 
 import io
-import json
 import struct
 from pathlib import Path
 from typing import BinaryIO, Iterable
