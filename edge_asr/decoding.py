@@ -299,11 +299,15 @@ class DecodingTask:
         filters = self._filters()
         no_speech_probs: list[float | None] = [None] * n_audio
         step_input = np.array([initial + forced] * rows, dtype=np.int64)
+        want_no_speech = tok.special.no_speech is not None
         for step in range(sample_len):
-            logits, state = self.backend.decode(step_input, state)
-            if step == 0 and tok.special.no_speech is not None:
-                p = np.exp(log_softmax(logits[::n_group, sot_index].astype(np.float64)))
+            if step == 0 and want_no_speech:
+                # Logits at <|startoftranscript|> (no-speech probability) and at the last prompt token.
+                logits, state = self.backend.decode(step_input, state, [sot_index, step_input.shape[1] - 1])
+                p = np.exp(log_softmax(logits[::n_group, 0].astype(np.float64)))
                 no_speech_probs = [float(x) for x in p[:, tok.special.no_speech]]
+            else:
+                logits, state = self.backend.decode(step_input, state)
             last = logits[:, -1].astype(np.float64)
             live = [seq[:-1] if seq and seq[-1] == tok.eot else seq for seq in tokens]
             for f in filters:

@@ -17,7 +17,7 @@ from .errors import ModelError, ModelNotFoundError
 from .tokenizer import SpecialTokens
 
 FORMAT_NAME = "edge-asr-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 _VERIFIED_STAMP = ".edge_asr_verified.json"
 

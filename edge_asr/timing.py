@@ -80,7 +80,7 @@ def find_alignment(backend: OnnxBackend, tokenizer: Tokenizer, state: DecoderSta
     sot_seq = tokenizer.sot_sequence(language, task, timestamps=False)  # ends with <|notimestamps|>
     tokens = np.array([sot_seq + text_tokens + [tokenizer.eot]], dtype=np.int64)
     fresh = backend.empty_state(state.cross_k, state.cross_v, 1)
-    logits, _, attn = backend.decode_with_alignment(tokens, fresh)
+    logits, _, attn = backend.decode_with_alignment(tokens, fresh, np.arange(tokens.shape[1]))
     sampled = logits[0, len(sot_seq) - 1:-1, : tokenizer.eot].astype(np.float64)
     probs = np.exp(log_softmax(sampled))
     text_token_probs = probs[np.arange(len(text_tokens)), text_tokens]

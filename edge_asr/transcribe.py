@@ -68,6 +68,9 @@ class TranscribeOptions:
     vad_filter: bool = False
     vad_options: VadOptions | None = None
     seed: int = 0
+    # > 1: batched mode (batched.py): VAD speech chunks of up to 30 s, this many encoded and decoded
+    # together; no conditioning on previous text. 1: the sequential openai/whisper loop.
+    batch_size: int = 1
 
     @classmethod
     def names(cls) -> set[str]:
@@ -336,6 +339,14 @@ def transcribe_audio(backend: OnnxBackend, tokenizer: Tokenizer, audio: np.ndarr
                      options: TranscribeOptions, progress: ProgressCallback | None = None) -> TranscriptionResult:
     """Transcribe 16 kHz mono float32 ``audio`` of any length."""
     duration = len(audio) / SAMPLE_RATE
+    if options.batch_size > 1:
+        from .batched import BatchedTranscriber
+
+        segments, language, language_probs = BatchedTranscriber(backend, tokenizer, options).run(
+            audio, options.batch_size, progress)
+        return _to_result(segments, tokenizer, language, language_probs, duration, None)
+    if options.batch_size < 1:
+        raise DecodingError(f"batch_size must be at least 1, not {options.batch_size}")
     time_map = None
     if options.vad_filter:
         chunks = get_speech_timestamps(audio, options.vad_options or VadOptions())

@@ -3,15 +3,23 @@
 Why our own graphs instead of optimum's: the runtime wants (1) the encoder to emit the
 cross-attention K/V of every decoder layer, computed once per 30 s window, and (2) one decoder graph
 (no If-subgraphs, so dynamic quantization reaches every weight) that takes the self-attention cache
-of all layers stacked in one tensor and returns it grown by the new tokens. Both reuse the
-transformers modules' weights, so the numbers are the model's numbers; only the wiring differs.
+and returns it grown by the new tokens. Both reuse the transformers modules' weights, so the numbers
+are the model's numbers; only the wiring differs.
 
-Shapes (L decoder layers, B batch, H heads, S encoder frames, P cached tokens, T new tokens, dh head dim):
-  encoder: mel [B, n_mels, 2S] -> cross_k, cross_v [L, B, H, S, dh]
-  decoder: tokens [B, T], self_k, self_v [L, B, H, P, dh], cross_k, cross_v
-           -> logits [B, T, vocab], new_self_k, new_self_v [L, B, H, P+T, dh],
+Every cache tensor is one graph input/output per layer, never a stacked [L, ...] tensor: onnxruntime
+materialises any slice of a stacked input (Split/Gather copy), and splitting the stacked cross K/V
+(18 MB per step for base) was a third of the decoder's time per token.
+
+Shapes (L decoder layers, B batch, H heads, S encoder frames, P cached tokens, T new tokens, dh head dim,
+K requested logit positions):
+  encoder: mel [B, n_mels, 2S] -> cross_k_i, cross_v_i [B, H, S, dh] for i < L
+  decoder: tokens [B, T], logits_at [K] (positions of T whose logits are wanted), self_k_i, self_v_i
+           [B, H, P, dh], cross_k_i, cross_v_i
+           -> logits [B, K, vocab], new_self_k_i, new_self_v_i [B, H, P+T, dh],
               alignment_attn [B, A, T, S] (cross-attention weights of the A alignment heads, for word
-              timestamps; onnxruntime computes it only when the caller binds it)
+              timestamps)
+``logits_at`` exists because the vocabulary projection is the decoder's largest MatMul: a prompt of
+100 tokens would otherwise cost 100 projections when decoding needs only the last one.
 """
 
 from __future__ import annotations
@@ -76,11 +84,9 @@ class EncoderGraph(nn.Module):
             h = layer.final_layer_norm(x)
             x = x + layer.fc2(F.gelu(layer.fc1(h)))
         x = enc.layer_norm(x)
-        ks, vs = [], []
-        for layer in self.decoder_layers:
-            ks.append(_heads(layer.encoder_attn.k_proj(x), self.dec_heads))
-            vs.append(_heads(layer.encoder_attn.v_proj(x), self.dec_heads))
-        return torch.stack(ks), torch.stack(vs)
+        ks = [_heads(layer.encoder_attn.k_proj(x), self.dec_heads) for layer in self.decoder_layers]
+        vs = [_heads(layer.encoder_attn.v_proj(x), self.dec_heads) for layer in self.decoder_layers]
+        return (*ks, *vs)
 
 
 class DecoderGraph(nn.Module):
@@ -95,9 +101,11 @@ class DecoderGraph(nn.Module):
         # stores the largest tensor once instead of twice (as W and as a constant-folded W^T).
         self.embed_t = nn.Parameter(model.proj_out.weight.detach().t().contiguous(), requires_grad=False)
 
-    def forward(self, tokens, self_k, self_v, cross_k, cross_v):
+    def forward(self, tokens, logits_at, *caches):
         dec = self.decoder
-        past = self_k.shape[3]
+        n = len(dec.layers)
+        self_k, self_v, cross_k, cross_v = (caches[i * n:(i + 1) * n] for i in range(4))
+        past = self_k[0].shape[2]
         t = tokens.shape[1]
         positions = torch.arange(t, device=tokens.device) + past
         emb = torch.index_select(self.embed_t, 1, tokens.reshape(-1)).t().reshape(tokens.shape[0], t, -1)
@@ -124,8 +132,8 @@ class DecoderGraph(nn.Module):
                 align += [weights[:, head:head + 1] for layer_i, head in self.alignment_heads if layer_i == i]
             h = layer.final_layer_norm(x)
             x = x + layer.fc2(F.gelu(layer.fc1(h)))
-        x = dec.layer_norm(x)
+        x = dec.layer_norm(torch.index_select(x, 1, logits_at))
         logits = torch.matmul(x, self.embed_t)
         if self.alignment_heads:
-            return logits, torch.stack(new_k), torch.stack(new_v), torch.cat(align, dim=1)
-        return logits, torch.stack(new_k), torch.stack(new_v)
+            return logits, *new_k, *new_v, torch.cat(align, dim=1)
+        return logits, *new_k, *new_v

@@ -24,19 +24,24 @@ def export_graphs(model, out: Path, alignment_heads: list[list[int]] | None) -> 
     enc = EncoderGraph(model).eval()
     dec = DecoderGraph(model, alignment_heads).eval()
     with torch.no_grad():
-        cross_k, cross_v = enc(mel)
+        cross = enc(mel)
     tokens = torch.zeros(1, 3, dtype=torch.long)
-    past = torch.zeros(L, 1, H, 2, dh)
-    cache_axes = {1: "batch", 3: "past"}
+    logits_at = torch.tensor([2], dtype=torch.long)
+    past = torch.zeros(1, H, 2, dh)
+    cross_names = [f"cross_{kv}_{i}" for kv in "kv" for i in range(L)]
+    self_names = [f"self_{kv}_{i}" for kv in "kv" for i in range(L)]
+    new_names = [f"new_self_{kv}_{i}" for kv in "kv" for i in range(L)]
     graphs = {
-        "encoder": {"file": "encoder.onnx", "inputs": ["mel"], "outputs": ["cross_k", "cross_v"]},
-        "decoder": {"file": "decoder.onnx", "inputs": ["tokens", "self_k", "self_v", "cross_k", "cross_v"],
-                    "outputs": ["logits", "new_self_k", "new_self_v"]},
+        "encoder": {"file": "encoder.onnx", "inputs": ["mel"], "outputs": cross_names},
+        "decoder": {"file": "decoder.onnx", "inputs": ["tokens", "logits_at", *self_names, *cross_names],
+                    "outputs": ["logits", *new_names]},
     }
-    dec_axes = {"tokens": {0: "batch", 1: "new"}, "self_k": cache_axes, "self_v": cache_axes,
-                "cross_k": {1: "batch", 3: "frames_out"}, "cross_v": {1: "batch", 3: "frames_out"},
-                "logits": {0: "batch", 1: "new"}, "new_self_k": {1: "batch", 3: "total"},
-                "new_self_v": {1: "batch", 3: "total"}}
+    cross_axes = {0: "batch", 2: "frames_out"}
+    dec_axes = {"tokens": {0: "batch", 1: "new"}, "logits_at": {0: "positions"},
+                "logits": {0: "batch", 1: "positions"}}
+    dec_axes.update({n: {0: "batch", 2: "past"} for n in self_names})
+    dec_axes.update({n: {0: "batch", 2: "total"} for n in new_names})
+    dec_axes.update({n: cross_axes for n in cross_names})
     if alignment_heads:
         graphs["decoder"]["outputs"].append("alignment_attn")
         graphs["decoder"]["alignment_heads"] = [list(h) for h in alignment_heads]
@@ -46,10 +51,9 @@ def export_graphs(model, out: Path, alignment_heads: list[list[int]] | None) -> 
         torch.onnx.export(
             enc, (mel,), str(out / "encoder.onnx"), dynamo=False, opset_version=OPSET,
             input_names=graphs["encoder"]["inputs"], output_names=graphs["encoder"]["outputs"],
-            dynamic_axes={"mel": {0: "batch", 2: "frames"}, "cross_k": {1: "batch", 3: "frames_out"},
-                          "cross_v": {1: "batch", 3: "frames_out"}})
+            dynamic_axes={"mel": {0: "batch", 2: "frames"}, **{n: cross_axes for n in cross_names}})
         torch.onnx.export(
-            dec, (tokens, past, past, cross_k, cross_v), str(out / "decoder.onnx"), dynamo=False,
+            dec, (tokens, logits_at, *([past] * (2 * L)), *cross), str(out / "decoder.onnx"), dynamo=False,
             opset_version=OPSET, input_names=graphs["decoder"]["inputs"],
             output_names=graphs["decoder"]["outputs"], dynamic_axes=dec_axes)
     return graphs

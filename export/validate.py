@@ -104,13 +104,15 @@ def validate_folder(hf_model, folder: Path, clips: list[Clip], quantization: str
             shape = (L, B, S, H, D // H)
             ref_k = ref_k.view(shape).transpose(2, 3).numpy()
             ref_v = ref_v.view(shape).transpose(2, 3).numpy()
-            enc_diff = max(float(np.abs(state.cross_k.numpy() - ref_k).max()),
-                           float(np.abs(state.cross_v.numpy() - ref_v).max()))
+            ours_k = np.stack([v.numpy() for v in state.cross_k])
+            ours_v = np.stack([v.numpy() for v in state.cross_v])
+            enc_diff = max(float(np.abs(ours_k - ref_k).max()), float(np.abs(ours_v - ref_v).max()))
             prefix = tok.sot_sequence(ours.language, "transcribe", timestamps=False)
             forced = np.array([prefix + ours.tokens], dtype=np.int64)
             ref_logits = hf_model(input_features=torch.from_numpy(mel),
                                   decoder_input_ids=torch.from_numpy(forced)).logits.numpy()
-        onnx_logits, _ = backend.decode(forced, backend.empty_state(state.cross_k, state.cross_v, 1))
+        onnx_logits, _ = backend.decode(forced, backend.empty_state(state.cross_k, state.cross_v, 1),
+                                        np.arange(forced.shape[1]))
         rows.append({
             "clip": clip.name,
             "language": ours.language,

@@ -96,7 +96,7 @@ def test_kv_cache_equals_full_recompute(tiny_model_dir, sample_audio):
     backend, tok = model.backend, model.tokenizer
     state = backend.encode(_mel(sample_audio))
     seq = tok.sot_sequence("en", "transcribe", False) + [5, 77, 120, 33, 201, 9, 64]
-    full, _ = backend.decode(np.array([seq]), state)
+    full, _ = backend.decode(np.array([seq]), state, np.arange(len(seq)))
     step_state = state
     stepwise = []
     for i, t in enumerate(seq):
@@ -106,8 +106,14 @@ def test_kv_cache_equals_full_recompute(tiny_model_dir, sample_audio):
     np.testing.assert_allclose(np.stack(stepwise), full[0], atol=1e-4)
     # A prefix fed at once then tokens one by one gives the same logits too.
     _, st = backend.decode(np.array([seq[:4]]), state)
-    rest, _ = backend.decode(np.array([seq[4:]]), st)
+    rest, _ = backend.decode(np.array([seq[4:]]), st, np.arange(len(seq) - 4))
     np.testing.assert_allclose(rest[0], full[0, 4:], atol=1e-4)
+    # The default is the last position only (what decoding needs), and any subset can be asked for.
+    last, _ = backend.decode(np.array([seq]), state)
+    assert last.shape[1] == 1
+    np.testing.assert_allclose(last[0, 0], full[0, -1], atol=1e-4)
+    some, _ = backend.decode(np.array([seq]), state, [0, 3])
+    np.testing.assert_allclose(some[0], full[0, [0, 3]], atol=1e-4)
 
 
 def test_batch_of_windows_matches_single(tiny_model_dir, sample_audio):

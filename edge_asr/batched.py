@@ -1,0 +1,194 @@
+"""Batched long-form transcription: speech chunks of up to 30 s, encoded and decoded several at a time.
+
+The sequential loop (transcribe.py) must decode one window before it knows where the next starts (it
+seeks to the last timestamp) and prompts each window with the text before it, so it can never batch.
+Here Silero VAD cuts the file into speech chunks first, neighbours are merged while they span at most
+30 s (faster-whisper's BatchedInferencePipeline does the same), and ``batch_size`` chunks at a time go
+through the encoder as one [B, n_mels, frames] tensor and through the decoder as B rows: the decoder's
+weights (read once per step, the bottleneck of a token step on a CPU) then serve B windows at once.
+
+What differs from sequential mode, by construction: no conditioning on previous text (``initial_prompt``
+and ``hotwords`` prompt every chunk), ``prefix`` and ``hallucination_silence_threshold`` are refused
+(they are defined on the sequential seek), and silence between chunks is never decoded. Temperature
+fallback still applies, per chunk: a chunk that fails the thresholds is re-decoded alone, hotter.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import replace
+
+import numpy as np
+
+from .decoding import DecodingOptions, DecodingResult, DecodingTask
+from .errors import DecodingError
+from .features import FRAMES_PER_SECOND, HOP_LENGTH, N_FRAMES, N_SAMPLES, log_mel_spectrogram
+from .inference import DecoderState, OnnxBackend
+from .tokenizer import Tokenizer
+from .transcribe import SAMPLE_RATE, ProgressCallback, TranscribeOptions, Transcriber
+from .vad import VadOptions, get_speech_timestamps
+
+MAX_CHUNK_S = N_SAMPLES / SAMPLE_RATE
+# faster-whisper's batched defaults: split at short pauses, so chunks can be packed up to 30 s.
+BATCH_VAD = VadOptions(max_speech_duration_s=MAX_CHUNK_S, min_silence_duration_ms=160)
+MIN_REMAINDER_S = 1.0  # an undecoded window tail shorter than this is not decoded again
+
+
+def speech_chunks(audio: np.ndarray, vad_options: VadOptions | None = None) -> list[dict]:
+    """Silero VAD's speech chunks, none longer than 30 s."""
+    options = vad_options or BATCH_VAD
+    if options.max_speech_duration_s > MAX_CHUNK_S:
+        options = replace(options, max_speech_duration_s=MAX_CHUNK_S)
+    return get_speech_timestamps(audio, options)
+
+
+def speech_windows(chunks: list[dict]) -> list[tuple[int, int]]:
+    """(start, end) samples of windows of at most 30 s that cover these speech chunks: neighbouring
+    chunks are merged while the merged span (pauses between them included) fits."""
+    windows: list[tuple[int, int]] = []
+    for chunk in chunks:
+        start, end = chunk["start"], chunk["end"]
+        if windows and end - windows[-1][0] <= N_SAMPLES:
+            windows[-1] = (windows[-1][0], end)
+        else:
+            windows.append((start, min(end, start + N_SAMPLES)))
+    return windows
+
+
+def _speech_in(chunks: list[dict], start: int, end: int) -> int:
+    """Samples of speech (per the chunks) between start and end."""
+    return sum(max(0, min(end, c["end"]) - max(start, c["start"])) for c in chunks)
+
+
+class BatchedTranscriber:
+    def __init__(self, backend: OnnxBackend, tokenizer: Tokenizer, options: TranscribeOptions):
+        if options.prefix:
+            raise DecodingError("prefix is defined on the first window of sequential decoding; "
+                                "use batch_size=1 with prefix")
+        if options.hallucination_silence_threshold is not None:
+            raise DecodingError("hallucination_silence_threshold needs sequential decoding; use batch_size=1")
+        self.backend = backend
+        self.tokenizer = tokenizer
+        self.options = options
+        self.sequential = Transcriber(backend, tokenizer, options)  # its fallback and segment splitting
+        self.n_ctx = backend.manifest.dims.n_text_ctx
+
+    def _mels(self, audio: np.ndarray, windows: list[tuple[int, int]]) -> tuple[np.ndarray, list[int]]:
+        """[B, n_mels, frames] for these windows (each followed by silence, as the last window of a file
+        is) and each window's number of audio frames. ``encoder_tail_s`` shortens the encoded length to the
+        longest window of the batch plus that tail."""
+        n_mels = self.backend.manifest.dims.n_mels
+        mels, sizes = [], []
+        for start, end in windows:
+            mel = log_mel_spectrogram(audio[start:end], n_mels, padding=N_SAMPLES)
+            sizes.append(min(N_FRAMES, mel.shape[-1] - N_FRAMES))
+            mels.append(mel[:, :N_FRAMES])
+        frames = N_FRAMES
+        tail = self.options.encoder_tail_s
+        if tail is not None:
+            frames = min(N_FRAMES, int(np.ceil((max(sizes) + tail * FRAMES_PER_SECOND) / 100.0)) * 100)
+        return np.stack([m[:, :frames] for m in mels]), sizes
+
+    def _decode_batch(self, state: DecoderState, prompt: list[int], language: str) -> list[DecodingResult]:
+        opt = self.options
+        temps = self.sequential.temperatures
+        first = DecodingOptions(
+            task=opt.task, language=language, temperature=temps[0], prompt=prompt or None,
+            beam_size=opt.beam_size if temps[0] == 0 else None, patience=opt.patience if temps[0] == 0 else None,
+            best_of=opt.best_of if temps[0] > 0 else None, length_penalty=opt.length_penalty,
+            suppress_tokens=opt.suppress_tokens, suppress_blank=opt.suppress_blank,
+            without_timestamps=opt.without_timestamps, max_initial_timestamp=opt.max_initial_timestamp,
+            seed=opt.seed)
+        results = DecodingTask(self.backend, self.tokenizer, first).run(state)
+        if len(temps) == 1:
+            return results
+        hotter = Transcriber(self.backend, self.tokenizer, replace(opt, temperature=tuple(temps[1:])))
+        for i, result in enumerate(results):
+            if self._needs_fallback(result):
+                results[i] = hotter.decode_with_fallback(self.backend.select(state, [i]), prompt, None, language)
+        return results
+
+    def _needs_fallback(self, r: DecodingResult) -> bool:
+        opt = self.options
+        if (opt.no_speech_threshold is not None and r.no_speech_prob is not None
+                and r.no_speech_prob > opt.no_speech_threshold
+                and opt.logprob_threshold is not None and r.avg_logprob < opt.logprob_threshold):
+            return False  # silence: hotter decoding would only invent words
+        return ((opt.compression_ratio_threshold is not None and r.compression_ratio > opt.compression_ratio_threshold)
+                or (opt.logprob_threshold is not None and r.avg_logprob < opt.logprob_threshold))
+
+    def _is_silence(self, r: DecodingResult) -> bool:
+        opt = self.options
+        return (opt.no_speech_threshold is not None and r.no_speech_prob is not None
+                and r.no_speech_prob > opt.no_speech_threshold
+                and not (opt.logprob_threshold is not None and r.avg_logprob > opt.logprob_threshold))
+
+    def run(self, audio: np.ndarray, batch_size: int, progress: ProgressCallback | None = None
+            ) -> tuple[list[dict], str, dict | None]:
+        opt, tok, backend = self.options, self.tokenizer, self.backend
+        duration = len(audio) / SAMPLE_RATE
+        chunks = speech_chunks(audio, opt.vad_options)
+        windows = speech_windows(chunks)
+        language, language_probs = opt.language, None
+        if language is None and not tok.multilingual:
+            language = "en"
+        if language is None:
+            if not windows:
+                language = "en"  # nothing was heard to detect a language from
+            else:
+                first = backend.encode(self._mels(audio, windows[:1])[0])
+                langs, probs = DecodingTask(backend, tok, DecodingOptions(task=opt.task)).detect_language(first)
+                language, language_probs = langs[0], probs[0]
+        tok.language = language
+        tok.sot_sequence(language, opt.task, not opt.without_timestamps)
+        prompt = self.sequential._prompt(tok.encode(" " + opt.initial_prompt.strip()) if opt.initial_prompt else [],
+                                         tok.encode(" " + opt.hotwords.strip())[: self.n_ctx // 2 - 1]
+                                         if opt.hotwords else [])
+        segments: list[dict] = []
+        last_speech = 0.0
+        done_s = 0.0
+        queue = deque(windows)
+        while queue:
+            batch = [queue.popleft() for _ in range(min(batch_size, len(queue)))]
+            mels, sizes = self._mels(audio, batch)
+            state = backend.encode(mels)
+            for i, result in enumerate(self._decode_batch(state, prompt, language)):
+                if self._is_silence(result):
+                    continue
+                start, end = batch[i]
+                offset = start / SAMPLE_RATE
+                current, advance, single_ending = self.sequential._split_segments(result, offset, sizes[i])
+                # Whisper may stop before the window's audio ends (an <|endoftext|> at a pause) or leave
+                # the last sentence unfinished at the window's edge; the sequential loop then seeks to the
+                # last timestamp. Here the rest of the window goes back in the queue as a window of its own.
+                # A lone final timestamp means the model heard nothing more; when VAD disagrees (it found
+                # a second or more of speech after that point), the rest is decoded too.
+                rest = start + advance * HOP_LENGTH
+                if single_ending and current:
+                    rest = int(round(current[-1]["end"] * SAMPLE_RATE))
+                if (not opt.without_timestamps and start < rest < end
+                        and _speech_in(chunks, rest, end) >= MIN_REMAINDER_S * SAMPLE_RATE):
+                    queue.append((rest, end))
+                if opt.word_timestamps:
+                    from .timing import add_word_timestamps
+
+                    add_word_timestamps(segments=current, backend=backend, tokenizer=tok,
+                                        state=backend.select(state, [i]), num_frames=sizes[i], language=language,
+                                        task=opt.task, prepend_punctuations=opt.prepend_punctuations,
+                                        append_punctuations=opt.append_punctuations,
+                                        last_speech_timestamp=last_speech, time_offset=offset)
+                    ends = [w["end"] for s in current for w in s.get("words") or []]
+                    last_speech = ends[-1] if ends else last_speech
+                # A window's timestamps cannot run past its audio (the decoder may place a final one
+                # in the silence that pads it).
+                for s in current:
+                    s["end"] = min(s["end"], end / SAMPLE_RATE)
+                    s["start"] = min(s["start"], s["end"])
+                segments.extend(s for s in current if s["start"] != s["end"] and s["text"])
+            done_s = max(done_s, batch[-1][1] / SAMPLE_RATE)
+            if progress is not None:
+                progress(min(done_s, duration), duration)
+        segments.sort(key=lambda s: s["start"])
+        if progress is not None:
+            progress(duration, duration)
+        return segments, language, language_probs
