@@ -6,6 +6,12 @@ configuration, side by side with faster-whisper and transformers on the same wei
     edge-asr bench --models base --quant int8 --threads 1,2 --decoding greedy --anchors none
     edge-asr bench --models ./my-model --out results/  # any model folder
     edge-asr bench --random-sizes small,medium       # random weights, latency only
+    edge-asr bench --models base --quant int8 --decoding greedy --edge-modes plain,tail2,batch8 --anchor-modes plain,batch8
+
+Each --edge-modes value is one more edge-asr configuration (own worker, id suffix /MODE, rows, ratios
+against sequential faster-whisper and, for batchN, faster-whisper's BatchedInferencePipeline at the same N
+when --anchor-modes has it). The report's encoder efficiency table gives each edge-asr configuration's
+encoder GFLOP/s (analytic FLOPs of a 30 s window / measured encoder time) against the machine's fp32 peak.
 
 Writes bench.json (schema.py), bench.md and bench.png into --out and prints the table.
 """
@@ -26,7 +32,7 @@ import whisper_normalizer  # noqa: F401
 from .anchor_sources import ANCHORS
 from .corpus import default_manifest
 from .plan import BenchConfig
-from .spec import DECODINGS, Settings
+from .spec import DECODINGS, MODES_HELP, PLAIN, Settings, mode_name, parse_mode
 
 FULL = {"models": "tiny.en,base", "quant": "int8,fp32", "decoding": "greedy,beam5", "repeats": 5, "long_repeats": 3,
         "warmup": 1, "forced_tokens": 100, "ratio_rounds": 3, "long_seconds": None, "accuracy_clips": None}
@@ -49,6 +55,15 @@ def _pairs(values: list[str], flag: str) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def _modes(value: str, system: str, flag: str) -> tuple[str, ...]:
+    """Canonical mode names (duplicates dropped, order kept); exits with the parse error."""
+    try:
+        names = [mode_name(parse_mode(v, system)) for v in _csv(value)] or [PLAIN]
+    except ValueError as e:
+        raise SystemExit(f"edge-asr bench: error: {flag}: {e}") from None
+    return tuple(dict.fromkeys(names))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edge-asr bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -58,7 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--provider", default="cpu", help="cpu, cuda or onnxruntime provider names, comma separated")
     a.add_argument("--threads", default="2", help="onnxruntime / CTranslate2 threads, comma separated (default: 2)")
     a.add_argument("--decoding", help=f"{','.join(DECODINGS)} (default: both)")
+    a.add_argument("--edge-modes", default=PLAIN, metavar="MODES",
+                   help=f"edge-asr transcribe modes, comma separated (default: plain): {MODES_HELP}")
     a.add_argument("--anchors", default=",".join(ANCHORS), help="faster-whisper,transformers or none")
+    a.add_argument("--anchor-modes", default=PLAIN, metavar="MODES",
+                   help="faster-whisper modes, comma separated (default: plain): plain (sequential, no VAD); "
+                        "batchN: BatchedInferencePipeline(model).transcribe(..., batch_size=N) with its defaults "
+                        "(VAD on, no timestamps). transformers always runs plain")
     a.add_argument("--random-sizes", default="", help="small,medium,large-v3,large-v3-turbo: random weights, latency only")
     a.add_argument("--random-quant", default="int8", help="precisions for --random-sizes (default: int8)")
     a.add_argument("--random-model", action="append", default=[], metavar="FOLDER",
@@ -108,6 +129,8 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         models=_csv(pick("models")) if not (args.models is None and (args.random_sizes or args.random_model)) else (),
         quantizations=_csv(pick("quant")), providers=_csv(args.provider),
         threads=tuple(int(t) for t in _csv(args.threads)), decodings=_csv(pick("decoding")), anchors=anchors,
+        edge_modes=_modes(args.edge_modes, "edge-asr", "--edge-modes"),
+        anchor_modes=_modes(args.anchor_modes, "faster-whisper", "--anchor-modes"),
         random_sizes=_csv(args.random_sizes), random_quantizations=_csv(args.random_quant),
         random_models=tuple(args.random_model), settings=settings,
         manifest=manifest if manifest is not None and manifest.is_file() else None, long_seconds=pick("long_seconds"),

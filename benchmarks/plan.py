@@ -1,8 +1,10 @@
 """From the axes the user asked for to the list of configurations (and why some cannot run).
 
-Axes: models (pulled names or model folders) x quantization x provider x threads x decoding for
-edge-asr; the anchors on the same weights (faster-whisper at each precision edge-asr runs that it
-supports, transformers fp32 with torch on one thread); random-weight sizes when asked. A
+Axes: models (pulled names or model folders) x quantization x provider x threads x decoding x mode
+for edge-asr (mode: spec.parse_mode; plain, tailX, batchN; real weights only); the anchors on the same
+weights (faster-whisper at each precision edge-asr runs that it supports, sequential and, with
+--anchor-modes batchN, its BatchedInferencePipeline; transformers fp32 with torch on one thread);
+random-weight sizes when asked. A
 configuration that cannot run is kept in the plan as "skipped" with the reason, so the report says
 what was not measured instead of silently leaving it out.
 """
@@ -14,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .anchor_sources import anchor_status, source_dirs
-from .spec import RunSpec, Settings, approx_params_m
+from .spec import PLAIN, RunSpec, Settings, approx_params_m
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,8 @@ class BenchConfig:
     providers: tuple[str, ...] = ("cpu",)
     threads: tuple[int, ...] = (2,)
     decodings: tuple[str, ...] = ("greedy", "beam5")
+    edge_modes: tuple[str, ...] = (PLAIN,)  # canonical spec.parse_mode names; each one more edge-asr configuration
+    anchor_modes: tuple[str, ...] = (PLAIN,)  # faster-whisper: plain and/or batchN (BatchedInferencePipeline)
     anchors: tuple[str, ...] = ("faster-whisper", "transformers")
     random_sizes: tuple[str, ...] = ()  # small, medium, large-v3, large-v3-turbo: built and timed
     random_quantizations: tuple[str, ...] = ("int8",)
@@ -91,15 +95,18 @@ def edge_folders(config: BenchConfig, cache: Path) -> list[tuple[str, str, Path 
 
 
 def _axes(base: RunSpec, config: BenchConfig, first_accuracy: bool) -> list[Planned]:
-    """The provider x threads x decoding expansion of one model folder."""
+    """The provider x threads x decoding x mode expansion of one model folder (random weights: plain
+    only, their forced decoding has no transcribe options)."""
     out = []
+    modes = config.edge_modes if base.weights == "real" else (PLAIN,)
     for provider in config.providers:
         reason = provider_reason(provider)
         for i, threads in enumerate(config.threads):
             for decoding in config.decodings:
-                spec = replace(base, provider=provider, threads=threads, decoding=decoding,
-                               accuracy=first_accuracy and i == 0 and base.weights == "real" and config.accuracy)
-                out.append(Planned(spec, reason))
+                for mode in modes:
+                    spec = replace(base, provider=provider, threads=threads, decoding=decoding, mode=mode,
+                                   accuracy=first_accuracy and i == 0 and base.weights == "real" and config.accuracy)
+                    out.append(Planned(spec, reason))
     return out
 
 
@@ -144,7 +151,8 @@ def plan_random_sizes(config: BenchConfig, built: dict[tuple[str, str], tuple[Pa
 
 
 def plan_anchors(config: BenchConfig, edge: list[Planned], ct2_root: Path) -> tuple[list[Planned], dict]:
-    """Anchor configurations mirroring the real-weight edge-asr ones; and each anchor's status."""
+    """Anchor configurations mirroring the real-weight edge-asr ones (whatever their mode: the anchors
+    run sequentially, plus faster-whisper once per --anchor-modes batchN); and each anchor's status."""
     from .anchor_sources import faster_whisper_folder
 
     statuses = {a: anchor_status(a) for a in ("faster-whisper", "transformers")}
@@ -161,9 +169,10 @@ def plan_anchors(config: BenchConfig, edge: list[Planned], ct2_root: Path) -> tu
         name, ct2, hf = source_dirs(Path(s.path))
         ct2 = Path(overrides_ct2[name]) if name in overrides_ct2 else ct2
         hf = Path(overrides_hf[name]) if name in overrides_hf else hf
-        fw = replace(s, system="faster-whisper", path=str(ct2 or ""))
-        tf = replace(s, system="transformers", path=str(hf or ""), quantization="fp32", threads=1)
-        for spec, status, folder in ((fw, statuses["faster-whisper"], ct2), (tf, statuses["transformers"], hf)):
+        fws = [replace(s, system="faster-whisper", path=str(ct2 or ""), mode=mode) for mode in config.anchor_modes]
+        tf = replace(s, system="transformers", path=str(hf or ""), quantization="fp32", threads=1, mode=PLAIN)
+        candidates = [(fw, statuses["faster-whisper"], ct2) for fw in fws] + [(tf, statuses["transformers"], hf)]
+        for spec, status, folder in candidates:
             # An anchor that is not requested or not installed is reported once, in the anchors section.
             if status["status"] != "ok" or spec.id in seen or (spec.system == "transformers" and s.quantization != "fp32"):
                 continue
@@ -193,7 +202,10 @@ def plan_anchors(config: BenchConfig, edge: list[Planned], ct2_root: Path) -> tu
 
 def pairs(results: list[dict]) -> list[tuple[RunSpec, RunSpec]]:
     """(edge, anchor) pairs timed in alternation: same model, provider and decoding; faster-whisper at
-    the same precision and threads, transformers (fp32, 1 thread) against edge-asr fp32."""
+    the same precision and threads, transformers (fp32, 1 thread) against plain edge-asr fp32.
+
+    Modes: every edge-asr mode is paired with sequential faster-whisper (the configuration a user would
+    otherwise run); an edge-asr batchN mode also with faster-whisper's batched pipeline at the same N."""
     ok = [RunSpec.from_dict(r["spec"]) for r in results if r.get("status") == "ok"]
     edge = [s for s in ok if s.system == "edge-asr" and s.weights == "real"]
     anchors = [s for s in ok if s.system != "edge-asr"]
@@ -201,8 +213,9 @@ def pairs(results: list[dict]) -> list[tuple[RunSpec, RunSpec]]:
     for e in edge:
         for a in anchors:
             same = (a.model, a.provider, a.decoding) == (e.model, e.provider, e.decoding)
-            if a.system == "faster-whisper" and same and (a.quantization, a.threads) == (e.quantization, e.threads):
+            if a.system == "faster-whisper" and same and (a.quantization, a.threads) == (e.quantization, e.threads) \
+                    and (a.mode == PLAIN or a.batch_size == e.batch_size):
                 out.append((e, a))
-            elif a.system == "transformers" and same and e.quantization == "fp32":
+            elif a.system == "transformers" and same and e.quantization == "fp32" and e.mode == PLAIN:
                 out.append((e, a))
     return out

@@ -27,15 +27,17 @@ def plot(report: dict, path: Path) -> Path:
         params = s.get("params_m") or params_by_model.get(s["model"])
         if not params:
             continue
-        key = (s["system"], s["quantization"], s["provider"], s["decoding"], s["threads"] if multi_threads else None)
+        key = (s["system"], s["quantization"], s["provider"], s["decoding"], s["threads"] if multi_threads else None,
+               s.get("mode", "plain"))
         lines[key].append((params, c["latency"]["short_clip_s"]["median"], c["long_file"]["rtf"],
                            s["weights"] == "random", s["model"]))
     fig, axes = plt.subplots(1, 2, figsize=(15, 5.2))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (key, pts) in enumerate(sorted(lines.items(), key=lambda kv: str(kv[0]))):
-        system, quant, device, decoding, threads = key
+        system, quant, device, decoding, threads, mode = key
         pts.sort()
-        label = f"{system} {quant} {device} {decoding}" + (f" {threads}t" if threads else "")
+        label = f"{system} {quant} {device} {decoding}" + (f" {threads}t" if threads else "") + \
+            (f" [{mode}]" if mode != "plain" else "")
         style = "--" if decoding == "beam5" else "-"
         color = colors[i % len(colors)]
         for ax, idx in ((axes[0], 1), (axes[1], 2)):

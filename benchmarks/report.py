@@ -1,18 +1,20 @@
 """Human-readable views of a bench report: the terminal table and the Markdown file.
 
-One row per measured configuration; latency cells are medians (Markdown adds the p90 in
-parentheses); random-weight rows are marked with a dagger and the label. Ratios, skipped
-configurations (with reasons), anchors and the streaming section follow.
+One row per measured configuration (the mode column: plain, or an edge-asr tailX/batchN variant, or
+faster-whisper's batched pipeline); latency cells are medians (Markdown adds the p90 in parentheses);
+random-weight rows are marked with a dagger and the label. Ratios, the encoder efficiency table (with
+the machine's fp32 peak), skipped configurations (with reasons), anchors and the streaming section follow.
 """
 
 from __future__ import annotations
 
-from .spec import RANDOM_LABEL
+from .spec import PLAIN, RANDOM_LABEL
 
-COLUMNS = ("system", "model", "quant", "device", "thr", "decoding", "load s", "log-mel s", "encoder s",
+COLUMNS = ("system", "model", "quant", "device", "thr", "decoding", "mode", "load s", "log-mel s", "encoder s",
            "dec ms/token", "first token s", "short clip s", "RTF", "audio s/s", "peak RSS MB", "size MB",
            "WER en %", "other langs %")
 DAGGER = "†"
+RIGHT = COLUMNS.index("load s")  # numbers from here on are right-aligned
 
 
 def _fmt(x: float | None, digits: int = 3) -> str:
@@ -48,7 +50,7 @@ def row(c: dict, p90: bool) -> list[str]:
     wer, other = _accuracy_cells(c.get("accuracy"))
     model = s["model"] + (f" {DAGGER}" if s["weights"] == "random" else "")
     return [s["system"], model, s["quantization"], s["provider"], str(s["threads"]), s["decoding"],
-            _cell(lat.get("load_s"), p90), _cell(stages.get("log_mel_s"), p90), _cell(stages.get("encoder_s"), p90),
+            s.get("mode", PLAIN), _cell(lat.get("load_s"), p90), _cell(stages.get("log_mel_s"), p90), _cell(stages.get("encoder_s"), p90),
             _cell(stages.get("decoder_per_token_s"), p90, 1000.0), _cell(stages.get("first_token_s"), p90),
             _cell(lat.get("short_clip_s"), p90), _fmt(lf["rtf"]), _fmt(lf["audio_s_per_s"]),
             _fmt(c["memory"]["peak_rss_mb"]), _fmt(c["folder_size_mb"]), wer, other]
@@ -59,7 +61,7 @@ def _table(header: list[str], rows: list[list[str]], markdown: bool) -> str:
         lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
         return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
-    fmt = lambda r: "  ".join(v.rjust(w) if i >= 6 else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths)))  # noqa: E731
+    fmt = lambda r: "  ".join(v.rjust(w) if i >= RIGHT else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths)))  # noqa: E731
     return "\n".join([fmt(header), "  ".join("-" * w for w in widths)] + [fmt(r) for r in rows])
 
 
@@ -79,6 +81,42 @@ def ratio_rows(report: dict) -> list[list[str]]:
     return out
 
 
+def efficiency_rows(report: dict) -> list[list[str]]:
+    rows = []
+    for cid, e in ((report.get("encoder_efficiency") or {}).get("configs") or {}).items():
+        pct = lambda f: "–" if f is None else f"{100 * f:.0f}"  # noqa: E731
+        rows.append([cid, _fmt(e["encoder_s"]), _fmt(e["flops_per_window"] / 1e9), _fmt(e["gflop_per_s"]),
+                     pct(e.get("fraction_of_measured_fp32_peak")), pct(e.get("fraction_of_theoretical_fp32_peak"))])
+    return rows
+
+
+EFFICIENCY_HEADER = ["edge-asr", "encoder s", "GFLOP / 30 s window", "GFLOP/s", "% measured fp32 peak",
+                     "% theoretical fp32 peak"]
+
+
+def _peak_line(report: dict) -> str | None:
+    peak = report["machine"].get("fp32_peak")
+    if not peak:
+        return None
+    measured = ", ".join(f"{v} GFLOP/s at {t} thread{'s' if t != '1' else ''}"
+                         for t, v in (peak.get("measured_gflops") or {}).items() if v) or "not measured"
+    theory = peak.get("theoretical_gflops")
+    theory_text = (", ".join(f"{v} GFLOP/s at {t} thread{'s' if t != '1' else ''}" for t, v in theory.items())
+                   + f" ({peak['assumption']}; clock from {peak['clock_source']})") if theory else \
+        f"not given: {peak['clock_source']}"
+    return (f"fp32 peak: measured ({peak['measured_method']}) {measured}; theoretical {theory_text}"
+            + (f"; {peak['note']}" if peak.get("note") else "") + ".")
+
+
+def _efficiency(report: dict, markdown: bool) -> list[str]:
+    rows = efficiency_rows(report)
+    if not rows:
+        return []
+    head = "## Encoder efficiency" if markdown else "Encoder efficiency (one 30 s window):"
+    return ["", head, "", (report["encoder_efficiency"].get("method") or "") + ".", "",
+            _table(EFFICIENCY_HEADER, rows, markdown)]
+
+
 def _notes(report: dict) -> list[str]:
     m = report["machine"]
     cpu = m["cpu"]
@@ -96,6 +134,9 @@ def _notes(report: dict) -> list[str]:
         f"Short clip: {report['workload']['short']['id']} ({report['workload']['short']['duration_s']} s). Long file: "
         f"{len(report['workload']['long_parts'])} English clips concatenated ({report['workload']['long']['duration_s']} s).",
     ]
+    peak = _peak_line(report)
+    if peak:
+        lines.insert(2, peak)
     if report.get("note"):
         lines.insert(0, f"Note: {report['note']}")
     if any(c["spec"]["weights"] == "random" for c in report["configs"]):
@@ -140,7 +181,7 @@ def terminal(report: dict) -> str:
     if report["ratios"]:
         parts += ["", "edge-asr / anchor time, measured in alternation:",
                   _table(["edge-asr", "anchor", "short clip", "long file", "rounds"], ratio_rows(report), False)]
-    return "\n".join(parts + _tail(report, False) + [""] + _notes(report))
+    return "\n".join(parts + _efficiency(report, False) + _tail(report, False) + [""] + _notes(report))
 
 
 def markdown(report: dict) -> str:
@@ -151,4 +192,4 @@ def markdown(report: dict) -> str:
     if report["ratios"]:
         parts += ["", "## edge-asr / anchor time (alternating pairs; < 1 means edge-asr is faster)", "",
                   _table(["edge-asr", "anchor", "short clip", "long file", "rounds"], ratio_rows(report), True)]
-    return "\n".join(parts + _tail(report, True)) + "\n"
+    return "\n".join(parts + _efficiency(report, True) + _tail(report, True)) + "\n"

@@ -1,6 +1,7 @@
-"""Runs a bench: prepares the audio, builds random-weight sizes when asked, measures every planned
-configuration in its own worker process, then the edge/anchor pairs in alternation, and assembles
-the report dict (schema.py describes and checks it)."""
+"""Runs a bench: prepares the audio, builds random-weight sizes when asked, measures the machine's fp32
+peak (flops.py), every planned configuration in its own worker process, then the edge/anchor pairs in
+alternation, and assembles the report dict (schema.py describes and checks it) with the encoder
+efficiency section."""
 
 from __future__ import annotations
 
@@ -14,15 +15,15 @@ from pathlib import Path
 from typing import Callable
 
 from .corpus import prepare_workload
+from .flops import THREAD_VARS, efficiency_section, fp32_peak
 from .machine import load_average, machine_info
 from .plan import BenchConfig, Planned, pairs, plan_anchors, plan_edge, plan_random_sizes
 from .schema import SCHEMA
 from .spec import RANDOM_LABEL, ClipInfo, RunSpec, Workload
 from .streaming_probe import parse_row, streaming_clips, streaming_section, streaming_specs
 
-# numpy's BLAS and OpenMP pools size themselves to all cores unless told; the threads axis must hold
-# for everything in the worker (log-mel's matrix product included), not only for onnxruntime.
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+# numpy's BLAS and OpenMP pools size themselves to all cores unless told (THREAD_VARS); the threads axis
+# must hold for everything in the worker (log-mel's matrix product included), not only for onnxruntime.
 
 
 class Workers:
@@ -124,6 +125,7 @@ def run_bench(config: BenchConfig, log: Callable[[str], None] = print, progress:
 
     cache = cache_dir()
     machine = machine_info()
+    machine["fp32_peak"] = fp32_peak(config.threads, machine["cpu"])
     with tempfile.TemporaryDirectory(prefix="edge-asr-bench-") as tmp_name:
         tmp = Path(tmp_name)
         work = prepare_workload(config.manifest, tmp / "audio", config.long_seconds, config.accuracy_clips)
@@ -180,6 +182,7 @@ def run_bench(config: BenchConfig, log: Callable[[str], None] = print, progress:
         "settings": {**config.settings.to_dict(), "models": list(config.models),
                      "quantizations": list(config.quantizations), "providers": list(config.providers),
                      "threads": list(config.threads), "decodings": list(config.decodings),
+                     "edge_modes": list(config.edge_modes), "anchor_modes": list(config.anchor_modes),
                      "anchors": list(config.anchors), "random_sizes": list(config.random_sizes),
                      "streaming": config.streaming,
                      "transformers_threads": 1, "random_weights_label": RANDOM_LABEL},
@@ -188,4 +191,5 @@ def run_bench(config: BenchConfig, log: Callable[[str], None] = print, progress:
         "configs": results,
         "ratios": ratios,
         "streaming": streaming,
+        "encoder_efficiency": efficiency_section(results, machine["fp32_peak"]),
     }

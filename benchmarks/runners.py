@@ -5,6 +5,11 @@ every timing), the language given (no detection), temperature fallback on, times
 Greedy is beam_size 1 / num_beams 1 everywhere (faster-whisper's default is beam 5: it is passed
 explicitly). transformers runs fp32 with torch pinned to one thread: on a shared 2-core machine more
 threads make it slower and noisier (see ../shared/notes), and the bench reports that setting.
+
+Modes (RunSpec.mode, spec.parse_mode): edge-asr passes the mode's keywords to ``transcribe``
+(``encoder_tail_s=2.0``, ``batch_size=8``: batched mode runs VAD by construction). faster-whisper's
+``batchN`` runs ``BatchedInferencePipeline(model).transcribe(audio, language=..., batch_size=N,
+beam_size=...)`` with that pipeline's own defaults otherwise (VAD on, without timestamps).
 """
 
 from __future__ import annotations
@@ -29,9 +34,10 @@ class EdgeRunner:
         self.spec = spec
         device, providers = provider_args(spec.provider)
         self.model = edge_asr.load_model(spec.path, device=device, providers=providers, threads=spec.threads)
+        self.options = spec.mode_options  # {} (plain), encoder_tail_s and/or batch_size
 
     def transcribe(self, audio: np.ndarray, language: str) -> str:
-        return self.model.transcribe(audio, language=language, beam_size=self.spec.beam_size).text
+        return self.model.transcribe(audio, language=language, beam_size=self.spec.beam_size, **self.options).text
 
 
 def provider_args(provider: str) -> tuple[str, list[str] | None]:
@@ -52,10 +58,19 @@ class FasterWhisperRunner:
         self.model = WhisperModel(spec.path, device="cuda" if spec.provider == "cuda" else "cpu",
                                   compute_type=COMPUTE_TYPES[spec.quantization], cpu_threads=spec.threads,
                                   num_workers=1)
+        self.batched = None
+        if spec.batch_size > 1:
+            from faster_whisper import BatchedInferencePipeline
+
+            self.batched = BatchedInferencePipeline(self.model)
 
     def transcribe(self, audio: np.ndarray, language: str) -> str:
-        segments, _info = self.model.transcribe(audio, language=language, beam_size=self.spec.beam_size or 1,
-                                                vad_filter=False)
+        if self.batched is not None:
+            segments, _info = self.batched.transcribe(audio, language=language, batch_size=self.spec.batch_size,
+                                                      beam_size=self.spec.beam_size or 1)
+        else:
+            segments, _info = self.model.transcribe(audio, language=language, beam_size=self.spec.beam_size or 1,
+                                                    vad_filter=False)
         # transcribe() is lazy: the decoding happens while the generator is consumed.
         return "".join(s.text for s in segments).strip()
 

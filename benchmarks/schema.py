@@ -1,10 +1,12 @@
 """The bench report's JSON schema (version ``edge-asr-bench/1``) and a checker for it.
 
 Top level: ``schema``, ``created``, ``note``, ``command``, ``quick``, ``machine`` (machine.py),
-``settings`` (repeats, axes), ``workload`` (short clip, long file, scored clips), ``anchors``
-({system: {status, reason, version}}), ``configs``, ``ratios``, ``streaming`` (streaming_probe.py).
+``settings`` (repeats, axes, edge_modes, anchor_modes), ``workload`` (short clip, long file, scored clips),
+``anchors`` ({system: {status, reason, version}}), ``configs``, ``ratios``, ``streaming`` (streaming_probe.py),
+``encoder_efficiency`` (flops.py; absent in reports written before it).
 
-A config: ``id``, ``spec`` (spec.RunSpec), ``status`` ("ok" | "skipped" | "failed"), ``reason`` (when not
+A config: ``id``, ``spec`` (spec.RunSpec; ``mode``: "plain", or spec.parse_mode's tailX / batchN, also
+the id's last part when not plain; absent in older reports = plain), ``status`` ("ok" | "skipped" | "failed"), ``reason`` (when not
 ok), ``label`` ("random weights, latency only" or null) and, when ok:
   latency: load_s, short_clip_s as {median, p90, n} seconds; short_clip_audio_s; short_clip_mode;
            stages (edge-asr: log_mel_s, encoder_s, decoder_first_call_s, decoder_per_token_s,
@@ -14,19 +16,24 @@ ok), ``label`` ("random weights, latency only" or null) and, when ok:
   memory: baseline_rss_mb (the worker before the system is imported: python + numpy), after_load_rss_mb
           (model loaded), peak_rss_mb (the process's high-water mark over the whole measurement), gpu_mb, gpu_note
   folder_size_mb; accuracy ({languages: {code: {metric, value, clips, normalizer}}, skipped, hypotheses,
-  seconds} or null with accuracy_reason)
+  seconds} or null with accuracy_reason); mode_options (real weights: the mode's transcribe keywords)
 A ratio: ``edge``, ``anchor`` (config ids), ``status``, ``rounds``, ``anchor_threads``, ``metrics``
 ({short_clip_s|long_file_s: {edge, anchor, ratio: stats, ratios: per round}}).
 Streaming (streaming_probe.py): ``status``, ``reason``, ``fields``, ``method``, ``clips`` and ``configs``
 ({edge config id: {status, first_partial_s, commit_s (stats), update_rtf, wer_streaming, wer_offline,
 peak_rss_mb, clips: per-clip rows}}).
+Encoder efficiency: ``method``, ``fp32_peak`` (also ``machine.fp32_peak``: measured_gflops {threads: GFLOP/s
+or null}, measured_method, theoretical_gflops {threads: GFLOP/s} or null, clock_ghz, clock_source,
+assumption, note) and ``configs`` ({edge config id: {quantization, threads, flops_per_window, encoder_s (the
+config's median encoder_s), gflop_per_s = flops_per_window / 1e9 / encoder_s,
+fraction_of_measured_fp32_peak, fraction_of_theoretical_fp32_peak (or null)}}).
 """
 
 from __future__ import annotations
 
 import math
 
-from .spec import RANDOM_LABEL
+from .spec import PLAIN, RANDOM_LABEL, parse_mode
 
 SCHEMA = "edge-asr-bench/1"
 TOP_LEVEL = ("schema", "created", "machine", "settings", "workload", "anchors", "configs", "ratios", "streaming")
@@ -89,6 +96,26 @@ def _check_ok_config(c: dict, problems: list[str]) -> None:
                 problems.append(f"{w}: accuracy[{lang}] malformed: {r}")
 
 
+def _check_efficiency(report: dict, problems: list[str]) -> None:
+    eff = report.get("encoder_efficiency")
+    if eff is None:
+        return
+    encoder = {c["id"]: c["latency"]["stages"]["encoder_s"]["median"] for c in report["configs"]
+               if c.get("status") == "ok" and (c.get("latency") or {}).get("stages")}
+    for cid, e in (eff.get("configs") or {}).items():
+        w = f"encoder_efficiency {cid}"
+        if not (e.get("flops_per_window", 0) > 0 and e.get("encoder_s", 0) > 0 and e.get("gflop_per_s", 0) > 0):
+            problems.append(f"{w}: flops_per_window, encoder_s and gflop_per_s must be positive")
+            continue
+        if cid not in encoder or not _close(e["encoder_s"], encoder[cid]):
+            problems.append(f"{w}: encoder_s {e['encoder_s']} is not the config's median encoder_s")
+        if not _close(e["gflop_per_s"], e["flops_per_window"] / 1e9 / e["encoder_s"], rel=1e-3, abs_=0.01):
+            problems.append(f"{w}: gflop_per_s {e['gflop_per_s']} != flops / 1e9 / encoder_s")
+    for t, v in ((eff.get("fp32_peak") or {}).get("measured_gflops") or {}).items():
+        if v is not None and not v > 0:
+            problems.append(f"encoder_efficiency fp32_peak: measured {v} at {t} threads not positive")
+
+
 def validate(report: dict) -> list[str]:
     """Problems found in a report (empty when it matches the schema and its numbers are consistent)."""
     problems = [f"missing top-level key {k!r}" for k in TOP_LEVEL if k not in report]
@@ -103,6 +130,13 @@ def validate(report: dict) -> list[str]:
         if not {"id", "spec", "status"} <= set(c):
             problems.append(f"config without id/spec/status: {sorted(c)}")
             continue
+        mode = c["spec"].get("mode", PLAIN)
+        try:
+            parse_mode(mode, c["spec"]["system"])
+        except ValueError as e:
+            problems.append(f"{c['id']}: {e}")
+        if mode != PLAIN and not c["id"].endswith("/" + mode):
+            problems.append(f"{c['id']}: mode {mode!r} missing from the id")
         if c["status"] == "ok":
             _check_ok_config(c, problems)
         elif c["status"] in ("skipped", "failed"):
@@ -119,6 +153,7 @@ def validate(report: dict) -> list[str]:
             _stats(m.get("ratio"), f"ratio {r['edge']} vs {r['anchor']} {metric}", problems)
             if m.get("ratios") and not min(m["ratios"]) - 1e-3 <= m["ratio"]["median"] <= max(m["ratios"]) + 1e-3:
                 problems.append(f"ratio {r['edge']} vs {r['anchor']} {metric}: median outside the rounds' range")
+    _check_efficiency(report, problems)
     s = report["streaming"]
     if s.get("status") not in ("ok", "skipped") or (s["status"] == "skipped" and not s.get("reason")):
         problems.append("streaming: status must be ok, or skipped with a reason")

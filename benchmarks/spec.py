@@ -10,6 +10,48 @@ from dataclasses import asdict, dataclass, fields
 SYSTEMS = ("edge-asr", "faster-whisper", "transformers")
 DECODINGS = ("greedy", "beam5")
 RANDOM_LABEL = "random weights, latency only"
+PLAIN = "plain"
+MODES_HELP = ("plain (sequential, 30 s encoder window); tailX: encoder_tail_s=X (encode the audio plus X s of "
+              "silence instead of a 30 s window, on audio under 30 s); batchN: batch_size=N (VAD speech chunks "
+              "of up to 30 s, N encoded and decoded together); combined with '+', e.g. batch8+tail2")
+
+
+def parse_mode(mode: str, system: str = "edge-asr") -> dict:
+    """The transcribe keywords a mode name stands for: ``plain`` -> {}, ``tail2`` -> {"encoder_tail_s": 2.0},
+    ``batch8`` -> {"batch_size": 8}, ``batch8+tail2`` -> both. faster-whisper knows ``plain`` and ``batchN``
+    (its BatchedInferencePipeline); transformers only ``plain``. ValueError for anything else."""
+    out: dict = {}
+    if mode == PLAIN:
+        return out
+    for part in mode.split("+"):
+        try:
+            if part.startswith("tail") and system == "edge-asr" and "encoder_tail_s" not in out:
+                value = float(part[4:])
+                if not 0 <= value <= 30:
+                    raise ValueError
+                out["encoder_tail_s"] = value
+            elif part.startswith("batch") and system != "transformers" and "batch_size" not in out:
+                value = int(part[5:])
+                if value < 2:
+                    raise ValueError
+                out["batch_size"] = value
+            else:
+                raise ValueError
+        except ValueError:
+            known = "plain, tailX, batchN or batchN+tailX" if system == "edge-asr" else \
+                ("plain or batchN" if system == "faster-whisper" else "plain")
+            raise ValueError(f"unknown {system} mode {mode!r} (known: {known}; N >= 2, 0 <= X <= 30)") from None
+    return out
+
+
+def mode_name(options: dict) -> str:
+    """The canonical name of a mode's keywords (``tail2.0`` and ``tail2`` are one mode)."""
+    parts = []
+    if "batch_size" in options:
+        parts.append(f"batch{options['batch_size']}")
+    if "encoder_tail_s" in options:
+        parts.append(f"tail{options['encoder_tail_s']:g}")
+    return "+".join(parts) or PLAIN
 
 
 @dataclass(frozen=True)
@@ -27,12 +69,24 @@ class RunSpec:
     multilingual: bool = False
     accuracy: bool = False  # transcribe the accuracy clips too (once per model/precision/decoding/provider)
     params_m: float | None = None  # approximate parameter count in millions (plot x axis)
+    mode: str = PLAIN  # parse_mode: edge-asr transcribe variant (tailX, batchN); faster-whisper batchN
 
     @property
     def id(self) -> str:
-        # Random weights are marked in the id too: the same folder can be timed both ways.
+        # Random weights are marked in the id too: the same folder can be timed both ways. The mode is
+        # appended only when it is not plain, so plain ids are those of earlier reports.
         model = self.model if self.weights == "real" or self.model.startswith("random") else f"{self.model}[random]"
-        return f"{self.system}/{model}/{self.quantization}/{self.provider}/t{self.threads}/{self.decoding}"
+        base = f"{self.system}/{model}/{self.quantization}/{self.provider}/t{self.threads}/{self.decoding}"
+        return base if self.mode == PLAIN else f"{base}/{self.mode}"
+
+    @property
+    def mode_options(self) -> dict:
+        """Keywords the mode adds to transcribe (edge-asr) or selects (faster-whisper batch_size)."""
+        return parse_mode(self.mode, self.system)
+
+    @property
+    def batch_size(self) -> int:
+        return self.mode_options.get("batch_size", 1)
 
     @property
     def beam_size(self) -> int | None:

@@ -4,7 +4,7 @@ The simulation itself lives in ``edge_asr_bench.streaming`` (the streaming work'
 fed in 0.1 s chunks on a simulated real-time clock, so the numbers are what a live session on this
 machine would see, without waiting in real time). This module runs it once per clip in a fresh process
 (``python -m edge_asr_bench.streaming --one ...``, so each has its own peak RSS) for every real-weight
-greedy edge-asr configuration at the first thread count, and summarises:
+greedy plain-mode edge-asr configuration at the first thread count, and summarises:
 
 - ``first_partial_s``: first tentative text minus the first word's start (offline word timing), over clips;
 - ``commit_s``: committed word emission minus that word's end: each clip's median and p90 over its
@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from .spec import ClipInfo, RunSpec, Workload
+from .spec import PLAIN, ClipInfo, RunSpec, Workload
 
 FIELDS = ("first_partial_s", "commit_s")
 MIN_CLIP_S = 20.0
@@ -44,7 +44,7 @@ def streaming_clips(work: Workload) -> list[ClipInfo]:
 def streaming_specs(results: list[dict]) -> list[RunSpec]:
     specs = [RunSpec.from_dict(r["spec"]) for r in results if r.get("status") == "ok"]
     edge = [s for s in specs if s.system == "edge-asr" and s.weights == "real" and s.decoding == "greedy"
-            and s.provider == "cpu"]
+            and s.provider == "cpu" and s.mode == PLAIN]
     first_threads = min((s.threads for s in edge), default=0)
     return [s for s in edge if s.threads == first_threads]
 

@@ -4,7 +4,8 @@ The parent (runner.py) starts one of these per configuration, so the peak RSS a 
 that configuration's alone, and a crash or out-of-memory in one configuration is reported as that
 configuration's failure instead of ending the run. Jobs:
 - ``config``: load time, short-clip latency, long-file RTF, peak RSS, accuracy; edge-asr adds its
-  stage latencies (edge_probe.py); random-weight models are timed with forced decoding only.
+  stage latencies (edge_probe.py; a full 30 s window whatever the mode); random-weight models are timed
+  with forced decoding only. A mode (tailX, batchN) changes only the transcribe calls (runners.py).
 - ``pair``: an edge-asr configuration and an anchor loaded side by side, timed in alternation
   (edge, anchor, then anchor, edge, ...) so drift on a shared machine hits both alike; the ratio is
   taken per round, then summarised.
@@ -109,6 +110,7 @@ def measure_config(spec: RunSpec, settings: Settings, work: Workload) -> dict:
         short_stats, _ = repeat(lambda: obj.transcribe(short, lang), settings.warmup, settings.repeats)
         latency["short_clip_s"] = short_stats.to_dict()
         latency["short_clip_mode"] = "transcribe"
+        result["mode_options"] = spec.mode_options  # the transcribe keywords of spec.mode ({} when plain)
         long_times, text = [], ""
         for i in range(settings.warmup + max(1, settings.long_repeats)):
             dt, text = timed(lambda: obj.transcribe(long, "en"))

@@ -151,6 +151,7 @@ class BatchedTranscriber:
         while queue:
             batch = [queue.popleft() for _ in range(min(batch_size, len(queue)))]
             mels, sizes = self._mels(audio, batch)
+            state = None  # release the previous batch's cross K/V before the encoder allocates new ones
             state = backend.encode(mels)
             for i, result in enumerate(self._decode_batch(state, prompt, language)):
                 if self._is_silence(result):
@@ -169,6 +170,12 @@ class BatchedTranscriber:
                 if (not opt.without_timestamps and start < rest < end
                         and _speech_in(chunks, rest, end) >= MIN_REMAINDER_S * SAMPLE_RATE):
                     queue.append((rest, end))
+                # A window's timestamps cannot run past its audio (the decoder may place a final one
+                # in the silence that pads it).
+                limit = end / SAMPLE_RATE
+                for s in current:
+                    s["end"] = min(s["end"], limit)
+                    s["start"] = min(s["start"], s["end"])
                 if opt.word_timestamps:
                     from .timing import add_word_timestamps
 
@@ -177,13 +184,15 @@ class BatchedTranscriber:
                                         task=opt.task, prepend_punctuations=opt.prepend_punctuations,
                                         append_punctuations=opt.append_punctuations,
                                         last_speech_timestamp=last_speech, time_offset=offset)
+                    for s in current:
+                        for w in s.get("words") or []:
+                            w["end"] = min(w["end"], limit)
+                            w["start"] = min(w["start"], w["end"])
+                        if s.get("words"):
+                            s["end"] = min(max(s["end"], s["words"][-1]["end"]), limit)
+                            s["start"] = min(s["start"], s["words"][0]["start"])
                     ends = [w["end"] for s in current for w in s.get("words") or []]
                     last_speech = ends[-1] if ends else last_speech
-                # A window's timestamps cannot run past its audio (the decoder may place a final one
-                # in the silence that pads it).
-                for s in current:
-                    s["end"] = min(s["end"], end / SAMPLE_RATE)
-                    s["start"] = min(s["start"], s["end"])
                 segments.extend(s for s in current if s["start"] != s["end"] and s["text"])
             done_s = max(done_s, batch[-1][1] / SAMPLE_RATE)
             if progress is not None:

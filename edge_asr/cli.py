@@ -70,8 +70,11 @@ def _options_from_args(args: argparse.Namespace):
     from .vad import VadOptions
 
     temps = tuple(args.temperature) if len(args.temperature) > 1 else args.temperature[0]
-    vad = VadOptions(threshold=args.vad_threshold, min_silence_duration_ms=args.vad_min_silence_ms,
-                     speech_pad_ms=args.vad_speech_pad_ms, max_speech_duration_s=args.vad_max_speech_s)
+    given = {"threshold": args.vad_threshold, "min_silence_duration_ms": args.vad_min_silence_ms,
+             "speech_pad_ms": args.vad_speech_pad_ms, "max_speech_duration_s": args.vad_max_speech_s}
+    given = {k: v for k, v in given.items() if v is not None}
+    # None keeps each mode's own VAD defaults (sequential --vad-filter and batched mode differ).
+    vad = VadOptions(**given) if given else None
     return TranscribeOptions(
         language=args.language, task=args.task, temperature=temps, beam_size=args.beam_size, best_of=args.best_of,
         patience=args.patience, length_penalty=args.length_penalty,
@@ -80,6 +83,7 @@ def _options_from_args(args: argparse.Namespace):
         initial_prompt=args.initial_prompt, prefix=args.prefix, hotwords=args.hotwords,
         word_timestamps=args.word_timestamps, hallucination_silence_threshold=args.hallucination_silence_threshold,
         without_timestamps=args.without_timestamps, vad_filter=args.vad_filter, vad_options=vad,
+        batch_size=args.batch_size, encoder_tail_s=args.encoder_tail,
         silence_peak_db=None if args.silence_peak_db is not None and args.silence_peak_db <= -200 else args.silence_peak_db)
 
 
@@ -245,10 +249,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip 30 s windows whose loudest sample is below this level (default: -60; -200 disables)")
     v = t.add_argument_group("voice activity detection (Silero VAD)")
     v.add_argument("--vad-filter", action="store_true", help="transcribe only the speech VAD finds")
-    v.add_argument("--vad-threshold", type=float, default=0.5, help="speech probability threshold (default: 0.5)")
-    v.add_argument("--vad-min-silence-ms", type=int, default=2000, help="silence that splits speech (default: 2000)")
-    v.add_argument("--vad-speech-pad-ms", type=int, default=400, help="padding around speech (default: 400)")
-    v.add_argument("--vad-max-speech-s", type=float, default=float("inf"), help="split speech longer than this")
+    v.add_argument("--vad-threshold", type=float, default=None, help="speech probability threshold (default: 0.5)")
+    v.add_argument("--vad-min-silence-ms", type=int, default=None,
+                   help="silence that splits speech (default: 2000; 160 in batched mode)")
+    v.add_argument("--vad-speech-pad-ms", type=int, default=None, help="padding around speech (default: 400)")
+    v.add_argument("--vad-max-speech-s", type=float, default=None,
+                   help="split speech longer than this (default: never; 30 in batched mode)")
+    sp = t.add_argument_group("speed")
+    sp.add_argument("--batch-size", type=int, default=1, metavar="N",
+                    help="N > 1: batched mode: VAD speech windows of up to 30 s, N at a time through the encoder "
+                         "and decoder (faster on long files; no conditioning on previous text; default: 1, "
+                         "the sequential 30 s window loop)")
+    sp.add_argument("--encoder-tail", type=float, default=None, metavar="SECONDS",
+                    help="reduced encoder window: encode the audio plus this much silence instead of a full 30 s "
+                         "window (much faster on short clips; see README for its measured accuracy; default: off)")
     o = t.add_argument_group("output")
     o.add_argument("--output-format", "-f", default="txt", choices=FORMATS + ("all",),
                    help="output format; all = every format (needs --output-dir) (default: txt)")

@@ -53,7 +53,7 @@ def _window() -> np.ndarray:
 
 
 def log_mel_spectrogram(audio: np.ndarray, n_mels: int = 80, padding: int = 0,
-                        chunk_frames: int = 6000) -> np.ndarray:
+                        chunk_frames: int = 1000) -> np.ndarray:
     """Log-mel spectrogram [n_mels, n_frames] of 16 kHz audio, after appending ``padding`` zero samples.
 
     n_frames = (len(audio) + padding) // 160. Frames are processed ``chunk_frames`` at a time so an hour

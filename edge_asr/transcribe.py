@@ -240,6 +240,7 @@ class Transcriber:
                 if progress is not None:
                     progress(min(seek, content_frames) / FRAMES_PER_SECOND, content_duration)
                 continue
+            state = None  # release the previous window's cross K/V before the encoder allocates new ones
             state = backend.encode(self._window_mel(mel, seek, segment_size)[None])
             prefix = opt.prefix if seek == 0 else None
             prompt = self._prompt(history[prompt_reset_since:], [] if prefix else hotword_tokens)

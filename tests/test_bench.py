@@ -56,12 +56,13 @@ def check_report(report: dict) -> None:
 
 @pytest.fixture(scope="module")
 def tiny_random_report(tiny_model_dir, tmp_path_factory) -> dict:
-    """The tiny random model both ways: as a model folder (full path: transcribe, accuracy) and as
-    random weights (forced decoding, labelled); bundled sample only, so it needs no ../shared."""
+    """The tiny random model both ways: as a model folder (full path: transcribe, accuracy; plain and one
+    mode with both transcribe keywords) and as random weights (forced decoding, labelled); bundled sample
+    only, so it needs no ../shared."""
     out = tmp_path_factory.mktemp("bench-tiny")
     return run_bench(["--models", str(tiny_model_dir), "--random-model", str(tiny_model_dir), "--decoding",
-                      "greedy,beam5", "--anchors", "none", "--manifest", "none", "--long-seconds", "5",
-                      "--no-streaming", "--no-accuracy"], out)
+                      "greedy,beam5", "--edge-modes", "plain,tail2.0+batch2", "--anchors", "none", "--manifest",
+                      "none", "--long-seconds", "5", "--no-streaming", "--no-accuracy"], out)
 
 
 def test_tiny_random_report_schema_and_consistency(tiny_random_report):
@@ -83,6 +84,28 @@ def test_tiny_random_report_schema_and_consistency(tiny_random_report):
     assert all("not requested" in a["reason"] for a in tiny_random_report["anchors"].values())
     assert tiny_random_report["streaming"]["status"] == "skipped"
     assert "not requested" in tiny_random_report["streaming"]["reason"]
+
+
+def test_mode_configurations_and_encoder_efficiency(tiny_random_report):
+    report = tiny_random_report
+    ok = [c for c in report["configs"] if c["status"] == "ok"]
+    modes = [c for c in ok if c["spec"]["mode"] != "plain"]
+    # One mode configuration per decoding, real weights only (forced decoding has no transcribe options).
+    assert sorted(c["spec"]["decoding"] for c in modes) == ["beam5", "greedy"]
+    for c in modes:
+        assert c["spec"]["mode"] == "batch2+tail2" and c["id"].endswith("/batch2+tail2")  # canonical name
+        assert c["spec"]["weights"] == "real" and c["mode_options"] == {"batch_size": 2, "encoder_tail_s": 2.0}
+        assert c["long_file"]["mode"] == "transcribe" and c["latency"]["short_clip_s"]["median"] > 0
+    assert report["settings"]["edge_modes"] == ["plain", "batch2+tail2"]
+    eff = report["encoder_efficiency"]
+    assert set(eff["configs"]) == {c["id"] for c in ok}  # every edge-asr configuration, random ones too
+    for cid, e in eff["configs"].items():
+        assert e["gflop_per_s"] == pytest.approx(e["flops_per_window"] / 1e9 / e["encoder_s"], abs=0.01)
+    assert set(eff["fp32_peak"]["measured_gflops"]) == {"2"} and eff["fp32_peak"] == report["machine"]["fp32_peak"]
+    from edge_asr_bench.report import markdown
+
+    md = markdown(report)
+    assert "## Encoder efficiency" in md and "/greedy/batch2+tail2 |" in md and "fp32 peak: measured" in md
 
 
 def test_markdown_labels_random_rows(tiny_random_report, tmp_path):
@@ -138,6 +161,48 @@ def test_real_tiny_en_with_anchors(pulled, shared_manifest, tmp_path, monkeypatc
     sc = stream["configs"][edge["id"]]
     assert sc["status"] == "ok", sc.get("reason")
     assert sc["first_partial_s"]["median"] > 0 and sc["update_rtf"] > 0 and sc["wer_streaming"] < 0.5
+
+
+def test_encoder_flops_formula():
+    from edge_asr.manifest import Dims
+    from edge_asr_bench.flops import encoder_flops, encoder_macs
+
+    # S=3 positions (6 mel frames), d=4, 2 mels, 1 encoder and 1 decoder layer, by hand:
+    # conv1 6*2*4*3=144, conv2 3*4*4*3=144, layer 4*3*16 + 2*9*4 + 2*3*4*16 = 192+72+384 = 648, cross K/V 2*3*16=96
+    tiny = {"n_mels": 2, "n_audio_ctx": 3, "d_model": 4, "encoder_layers": 1, "decoder_layers": 1}
+    assert encoder_macs(tiny) == 144 + 144 + 648 + 96 and encoder_flops(tiny) == 2 * 1032
+    # Whisper base (the manifest's Dims object works as well as its dict): ~96.8 GFLOP per 30 s window.
+    base = Dims(n_mels=80, n_audio_ctx=1500, n_text_ctx=448, d_model=512, encoder_layers=6, decoder_layers=6,
+                encoder_heads=8, decoder_heads=8, vocab_size=51865)
+    assert encoder_flops(base) == 96_804_864_000
+
+
+def test_mode_names_and_pairs():
+    from dataclasses import replace
+
+    from edge_asr_bench.plan import pairs
+    from edge_asr_bench.schema import validate
+    from edge_asr_bench.spec import RunSpec, mode_name, parse_mode
+
+    assert parse_mode("plain") == {} and parse_mode("tail2") == {"encoder_tail_s": 2.0}
+    assert mode_name(parse_mode("tail2.0+batch8")) == "batch8+tail2"
+    assert parse_mode("batch8", "faster-whisper") == {"batch_size": 8}
+    for bad, system in (("tail2", "faster-whisper"), ("batch1", "edge-asr"), ("fast", "edge-asr"),
+                        ("batch4", "transformers"), ("tail2+tail3", "edge-asr")):
+        with pytest.raises(ValueError):
+            parse_mode(bad, system)
+    e = RunSpec("edge-asr", "base", "real", "/m", "int8", "cpu", 2, "greedy")
+    fw = replace(e, system="faster-whisper", path="/c")
+    specs = [e, replace(e, mode="tail2"), replace(e, mode="batch8"), fw, replace(fw, mode="batch8"),
+             replace(fw, mode="batch4"), replace(fw, quantization="fp32"),
+             replace(e, system="transformers", quantization="fp32", threads=1)]
+    assert specs[2].id == "edge-asr/base/int8/cpu/t2/greedy/batch8" and specs[0].id.endswith("/greedy")
+    got = {(a.id, b.id) for a, b in pairs([{"status": "ok", "spec": s.to_dict()} for s in specs])}
+    assert got == {(e.id, fw.id), (specs[1].id, fw.id), (specs[2].id, fw.id), (specs[2].id, specs[4].id)}
+    bad = {"id": e.id, "spec": {**e.to_dict(), "mode": "batch8"}, "status": "skipped", "reason": "x"}
+    assert any("missing from the id" in p for p in validate({"schema": "edge-asr-bench/1", "created": "", "machine": {},
+               "settings": {}, "workload": {}, "anchors": {}, "configs": [bad], "ratios": [],
+               "streaming": {"status": "skipped", "reason": "x"}}))
 
 
 def test_missing_anchor_is_skipped_with_reason(monkeypatch):
