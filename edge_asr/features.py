@@ -52,6 +52,18 @@ def _window() -> np.ndarray:
     return 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)  # periodic Hann
 
 
+def _reflect_padded(audio: np.ndarray, zeros: int) -> np.ndarray:
+    """float32 [N_FFT/2 reflected | audio | zeros | N_FFT/2 reflected] in one allocation (what
+    np.pad(np.pad(audio, (0, zeros)), N_FFT // 2, mode="reflect") gives, without two full copies)."""
+    half = N_FFT // 2
+    core = max(audio.size + zeros, half + 1)  # reflect padding needs a few samples
+    x = np.zeros(core + 2 * half, dtype=np.float32)
+    x[half:half + audio.size] = audio
+    x[:half] = x[half + 1:2 * half + 1][::-1]
+    x[half + core:] = x[core - 1:half + core - 1][::-1]
+    return x
+
+
 def log_mel_spectrogram(audio: np.ndarray, n_mels: int = 80, padding: int = 0,
                         chunk_frames: int = 1000) -> np.ndarray:
     """Log-mel spectrogram [n_mels, n_frames] of 16 kHz audio, after appending ``padding`` zero samples.
@@ -61,15 +73,11 @@ def log_mel_spectrogram(audio: np.ndarray, n_mels: int = 80, padding: int = 0,
     have the same value (the log floor), so they are filled in rather than computed: the 30 s of
     padding every transcription appends would otherwise cost as much as 30 s of audio.
     """
-    x = np.asarray(audio, dtype=np.float64)
-    n_out = (x.size + padding) // HOP_LENGTH  # Whisper drops the last STFT frame
+    audio = np.asarray(audio, dtype=np.float32)
+    n_out = (audio.size + padding) // HOP_LENGTH  # Whisper drops the last STFT frame
     # Zeros actually transformed: enough that every frame touching audio sees real samples.
     real_pad = min(padding, 2 * N_FFT)
-    if real_pad:
-        x = np.pad(x, (0, real_pad))
-    if x.size < N_FFT // 2 + 1:  # reflect padding needs a few samples
-        x = np.pad(x, (0, N_FFT // 2 + 1 - x.size))
-    x = np.pad(x, (N_FFT // 2, N_FFT // 2), mode="reflect")
+    x = _reflect_padded(audio, real_pad)
     n_computed = min(n_out, 1 + (x.size - N_FFT) // HOP_LENGTH)
     if real_pad < padding:
         # The last computed frames may see reflect padding of the (shorter) zero tail: drop them,
@@ -82,7 +90,9 @@ def log_mel_spectrogram(audio: np.ndarray, n_mels: int = 80, padding: int = 0,
     out = np.empty((n_mels, n_out), dtype=np.float32)
     for start in range(0, n_computed, chunk_frames):
         stop = min(start + chunk_frames, n_computed)
-        spec = np.abs(np.fft.rfft(frames[start:stop] * window, n=N_FFT)) ** 2
+        # float64 per chunk only (the samples are float32, so this is exact): an hour of audio as
+        # float64 would be 460 MB, and even a minute's copies were ~50 MB of peak memory.
+        spec = np.abs(np.fft.rfft(frames[start:stop].astype(np.float64) * window, n=N_FFT)) ** 2
         out[:, start:stop] = np.log10(np.maximum(filters @ spec.T, 1e-10))
     out[:, n_computed:] = -10.0  # log10 of the 1e-10 floor: silence
     np.maximum(out, out.max() - 8.0, out=out)

@@ -63,10 +63,30 @@ def resolve_providers(device: str = "auto", providers: Sequence[str] | None = No
     return tuple(usable)
 
 
-def _session_options(config: SessionConfig, fixed_shapes: bool) -> ort.SessionOptions:
+@dataclass(frozen=True)
+class MemoryPolicy:
+    """onnxruntime memory settings of one graph (measured on base int8, 2 threads; ARCHITECTURE.md).
+
+    mem_pattern: plan one block per input shape. Off for both graphs: the block is allocated next to
+        what the first run left in the arena (+35 MB peak), and the decoder's shapes change every step.
+    arena: onnxruntime's CPU arena. Off for the decoder (-12 MB, same speed); on for the encoder (off
+        raised its peak through fragmentation).
+    prepack: keep weights pre-packed for the int8 GEMMs (a second copy of them). Off for the encoder
+        (-31 MB for ~4 % more encoder time); on for the decoder (off: 50 % slower per token).
+    """
+
+    mem_pattern: bool = False
+    arena: bool = True
+    prepack: bool = True
+
+
+def _session_options(config: SessionConfig, memory: MemoryPolicy) -> ort.SessionOptions:
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.enable_mem_pattern = fixed_shapes
+    opts.enable_mem_pattern = memory.mem_pattern
+    opts.enable_cpu_mem_arena = memory.arena
+    if not memory.prepack:
+        opts.add_session_config_entry("session.disable_prepacking", "1")
     if config.threads:
         opts.intra_op_num_threads = int(config.threads)
         opts.inter_op_num_threads = 1
@@ -78,7 +98,7 @@ def _session_options(config: SessionConfig, fixed_shapes: bool) -> ort.SessionOp
 _MAX_CACHED_GRAPH = 1 << 30
 
 
-def _optimized_session(path: Path, config: SessionConfig, fixed_shapes: bool, cache: Path
+def _optimized_session(path: Path, config: SessionConfig, memory: MemoryPolicy, cache: Path
                        ) -> ort.InferenceSession | None:
     """A CPU session from the graph onnxruntime optimized on an earlier load (saved under ``cache``),
     or a fresh one that saves its optimized graph there. Loading the saved graph skips the graph
@@ -88,7 +108,7 @@ def _optimized_session(path: Path, config: SessionConfig, fixed_shapes: bool, ca
     transforms of the "all" level cost little at load."""
     cached = cache / path.name
     if cached.is_file():
-        opts = _session_options(config, fixed_shapes)
+        opts = _session_options(config, memory)
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         try:
             return ort.InferenceSession(str(cached), sess_options=opts, providers=["CPUExecutionProvider"])
@@ -99,7 +119,7 @@ def _optimized_session(path: Path, config: SessionConfig, fixed_shapes: bool, ca
     try:
         cache.mkdir(parents=True, exist_ok=True)
         tmp = cache / f".{path.name}.{os.getpid()}.tmp"
-        opts = _session_options(config, fixed_shapes)
+        opts = _session_options(config, memory)
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
         opts.optimized_model_filepath = str(tmp)
         session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
@@ -110,17 +130,14 @@ def _optimized_session(path: Path, config: SessionConfig, fixed_shapes: bool, ca
         return None
 
 
-def create_session(path: Path, config: SessionConfig, *, fixed_shapes: bool = True,
+def create_session(path: Path, config: SessionConfig, *, memory: MemoryPolicy = MemoryPolicy(),
                    optimized_cache: Path | None = None) -> ort.InferenceSession:
-    """``fixed_shapes=False`` (the decoder, whose cache grows every step, and the encoder, run once per
-    window) turns off onnxruntime's memory patterns: a pattern is planned per input shape and its block
-    is allocated next to what the first run left in the arena (measured on base int8: ~35 MB more peak
-    memory per graph, no faster). ``optimized_cache``: a folder to keep the optimized CPU graph in."""
+    """A session for one graph. ``optimized_cache``: a folder to keep the optimized CPU graph in."""
     if optimized_cache is not None and config.providers == ("CPUExecutionProvider",):
-        session = _optimized_session(path, config, fixed_shapes, optimized_cache)
+        session = _optimized_session(path, config, memory, optimized_cache)
         if session is not None:
             return session
-    opts = _session_options(config, fixed_shapes)
+    opts = _session_options(config, memory)
     session = ort.InferenceSession(str(path), sess_options=opts, providers=list(config.providers))
     active = session.get_providers()
     if config.providers[0] != "CPUExecutionProvider" and config.providers[0] not in active:
