@@ -54,18 +54,23 @@ def _attend_weights(q, k, v, mask):
     return torch.matmul(w, v), w
 
 
-ENCODER_QUERY_CHUNKS = 6
+class _FusedSelfAttention(torch.autograd.Function):
+    """Encoder self-attention exported as onnxruntime's com.microsoft MultiHeadAttention.
 
+    onnxruntime's CPU kernel never materialises the [B, H, S, S] scores (a 30 s window of base needs
+    ~10 MB for it instead of ~75 MB) and fuses the softmax and head transposes: measured 25 vs 29 ms
+    per base layer on 2 cores. The same op runs on CUDA. In PyTorch (validation, tracing) it is the
+    plain computation. q is pre-scaled, hence scale=1."""
 
-def _attend_in_chunks(q, k, v, n_chunks: int = ENCODER_QUERY_CHUNKS):
-    """Self-attention computed for n_chunks blocks of queries in turn. The [B, H, S, S] score and
-    softmax tensors (72 MB each for a 30 s window of base) then exist one block at a time, which cuts
-    the encoder's peak memory by ~100 MB at the same speed. The block bounds come from the traced
-    shape, so shorter (reduced-window) inputs split correctly too."""
-    s = q.shape[2]
-    step = (s + n_chunks - 1) // n_chunks
-    outs = [_attend(q[:, :, i * step:(i + 1) * step], k, v, None) for i in range(n_chunks)]
-    return torch.cat(outs, dim=2)
+    @staticmethod
+    def forward(ctx, q, k, v, n_heads: int):
+        return _merge(_attend(_heads(q, n_heads), _heads(k, n_heads), _heads(v, n_heads), None))
+
+    @staticmethod
+    def symbolic(g, q, k, v, n_heads: int):
+        out = g.op("com.microsoft::MultiHeadAttention", q, k, v, num_heads_i=n_heads, scale_f=1.0)
+        out.setType(q.type())
+        return out
 
 
 def default_alignment_heads(n_layers: int, n_heads: int) -> list[list[int]]:
@@ -91,10 +96,8 @@ class EncoderGraph(nn.Module):
         for layer in enc.layers:
             a = layer.self_attn
             h = layer.self_attn_layer_norm(x)
-            q = _heads(a.q_proj(h) * a.scaling, self.n_heads)
-            k = _heads(a.k_proj(h), self.n_heads)
-            v = _heads(a.v_proj(h), self.n_heads)
-            x = x + a.out_proj(_merge(_attend_in_chunks(q, k, v)))
+            attended = _FusedSelfAttention.apply(a.q_proj(h) * a.scaling, a.k_proj(h), a.v_proj(h), self.n_heads)
+            x = x + a.out_proj(attended)
             h = layer.final_layer_norm(x)
             x = x + layer.fc2(F.gelu(layer.fc1(h)))
         x = enc.layer_norm(x)

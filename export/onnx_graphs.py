@@ -50,6 +50,7 @@ def export_graphs(model, out: Path, alignment_heads: list[list[int]] | None) -> 
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
         torch.onnx.export(
             enc, (mel,), str(out / "encoder.onnx"), dynamo=False, opset_version=OPSET,
+            custom_opsets={"com.microsoft": 1},
             input_names=graphs["encoder"]["inputs"], output_names=graphs["encoder"]["outputs"],
             dynamic_axes={"mel": {0: "batch", 2: "frames"}, **{n: cross_axes for n in cross_names}})
         torch.onnx.export(
