@@ -8,9 +8,8 @@ installed), imported as a transformers checkpoint (edge_asr_export.checkpoint) a
 
 from __future__ import annotations
 
-import json
-
 import importlib.util
+import json
 import os
 import shutil
 import subprocess

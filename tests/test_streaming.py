@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import edge_asr
-from conftest import SAMPLE, SAMPLE_TEXT, needs_export, shared_clip
+from conftest import SAMPLE, SAMPLE_TEXT, needs_export
 from edge_asr.streaming import StreamingOptions, StreamingTranscriber
 
 pytestmark = needs_export
