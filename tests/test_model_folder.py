@@ -140,3 +140,20 @@ def test_english_only_model_rejects_other_languages_and_translate(english_only_d
     assert result.language == "en" and model.detect_language(SAMPLE)[0] == "en"
     # English-only prefix: <|startoftranscript|> then straight to text (no language or task token).
     assert model.tokenizer.sot_sequence(None, "transcribe", True) == [model.tokenizer.special.sot]
+
+
+def test_optimized_graph_cache_is_reused_and_rebuilt_when_broken(model_copy, tmp_path, monkeypatch, sample_audio):
+    """The first load saves onnxruntime's optimized graphs under <cache>/optimized/<sha>-ort<version>/;
+    the next load reads them and transcribes identically; an unreadable cached graph is rebuilt."""
+    monkeypatch.setenv("EDGE_ASR_CACHE", str(tmp_path / "cache"))
+    first = edge_asr.load_model(model_copy, device="cpu")
+    expected = first.transcribe(sample_audio[:16000 * 5], language="en").text
+    saved = sorted((tmp_path / "cache" / "optimized").glob("*/*.onnx"))
+    assert {p.name for p in saved} == {"encoder.onnx", "decoder.onnx"}
+    assert all(p.parent.name.endswith("-ort" + __import__("onnxruntime").__version__) for p in saved)
+    again = edge_asr.load_model(model_copy, device="cpu")
+    assert again.transcribe(sample_audio[:16000 * 5], language="en").text == expected
+    saved[0].write_bytes(b"not a model")
+    rebuilt = edge_asr.load_model(model_copy, device="cpu")
+    assert rebuilt.transcribe(sample_audio[:16000 * 5], language="en").text == expected
+    assert saved[0].stat().st_size > 1000  # rewritten
