@@ -15,7 +15,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .manifest import Manifest
-from .providers import MemoryPolicy, SessionConfig, create_session
+from .providers import GraphPolicy, SessionConfig, create_session
 from .registry import cache_dir
 
 
@@ -66,8 +66,8 @@ class OnnxBackend:
             sha = manifest.files.get(manifest.graphs[graph]["file"], {}).get("sha256")
             if sha:
                 cache = cache_dir() / "optimized" / f"{sha[:24]}-ort{ort.__version__}"
-        memory = MemoryPolicy(prepack=False) if graph == "encoder" else MemoryPolicy(arena=False)
-        return create_session(manifest.path(graph), config, memory=memory, optimized_cache=cache)
+        policy = GraphPolicy(prepack=False, spin=False) if graph == "encoder" else GraphPolicy(arena=False)
+        return create_session(manifest.path(graph), config, policy=policy, optimized_cache=cache)
 
     def _value(self, array: np.ndarray) -> ort.OrtValue:
         return ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array), self.device, 0)

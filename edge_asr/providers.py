@@ -64,8 +64,8 @@ def resolve_providers(device: str = "auto", providers: Sequence[str] | None = No
 
 
 @dataclass(frozen=True)
-class MemoryPolicy:
-    """onnxruntime memory settings of one graph (measured on base int8, 2 threads; ARCHITECTURE.md).
+class GraphPolicy:
+    """onnxruntime settings of one graph (measured on base int8, 2 threads; ARCHITECTURE.md).
 
     mem_pattern: plan one block per input shape. Off for both graphs: the block is allocated next to
         what the first run left in the arena (+35 MB peak), and the decoder's shapes change every step.
@@ -73,20 +73,27 @@ class MemoryPolicy:
         raised its peak through fragmentation).
     prepack: keep weights pre-packed for the int8 GEMMs (a second copy of them). Off for the encoder
         (-31 MB for ~4 % more encoder time); on for the decoder (off: 50 % slower per token).
+    spin: intra-op threads busy-wait for work after a run. Off for the encoder: its threads kept spinning
+        into the decoder's first steps (and the decoder's into the next encoder run), and on two cores
+        that slowed a 13 s encoder window from 0.085 to 0.14 s; one long run per window gains nothing
+        from spinning. On for the decoder, whose many small runs per second need the fast wake-up.
     """
 
     mem_pattern: bool = False
     arena: bool = True
     prepack: bool = True
+    spin: bool = True
 
 
-def _session_options(config: SessionConfig, memory: MemoryPolicy) -> ort.SessionOptions:
+def _session_options(config: SessionConfig, policy: GraphPolicy) -> ort.SessionOptions:
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.enable_mem_pattern = memory.mem_pattern
-    opts.enable_cpu_mem_arena = memory.arena
-    if not memory.prepack:
+    opts.enable_mem_pattern = policy.mem_pattern
+    opts.enable_cpu_mem_arena = policy.arena
+    if not policy.prepack:
         opts.add_session_config_entry("session.disable_prepacking", "1")
+    if not policy.spin:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if config.threads:
         opts.intra_op_num_threads = int(config.threads)
         opts.inter_op_num_threads = 1
@@ -98,7 +105,7 @@ def _session_options(config: SessionConfig, memory: MemoryPolicy) -> ort.Session
 _MAX_CACHED_GRAPH = 1 << 30
 
 
-def _optimized_session(path: Path, config: SessionConfig, memory: MemoryPolicy, cache: Path
+def _optimized_session(path: Path, config: SessionConfig, policy: GraphPolicy, cache: Path
                        ) -> ort.InferenceSession | None:
     """A CPU session from the graph onnxruntime optimized on an earlier load (saved under ``cache``),
     or a fresh one that saves its optimized graph there. Loading the saved graph skips the graph
@@ -108,7 +115,7 @@ def _optimized_session(path: Path, config: SessionConfig, memory: MemoryPolicy, 
     transforms of the "all" level cost little at load."""
     cached = cache / path.name
     if cached.is_file():
-        opts = _session_options(config, memory)
+        opts = _session_options(config, policy)
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         try:
             return ort.InferenceSession(str(cached), sess_options=opts, providers=["CPUExecutionProvider"])
@@ -119,7 +126,7 @@ def _optimized_session(path: Path, config: SessionConfig, memory: MemoryPolicy, 
     try:
         cache.mkdir(parents=True, exist_ok=True)
         tmp = cache / f".{path.name}.{os.getpid()}.tmp"
-        opts = _session_options(config, memory)
+        opts = _session_options(config, policy)
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
         opts.optimized_model_filepath = str(tmp)
         session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
@@ -130,14 +137,14 @@ def _optimized_session(path: Path, config: SessionConfig, memory: MemoryPolicy, 
         return None
 
 
-def create_session(path: Path, config: SessionConfig, *, memory: MemoryPolicy = MemoryPolicy(),
+def create_session(path: Path, config: SessionConfig, *, policy: GraphPolicy = GraphPolicy(),
                    optimized_cache: Path | None = None) -> ort.InferenceSession:
     """A session for one graph. ``optimized_cache``: a folder to keep the optimized CPU graph in."""
     if optimized_cache is not None and config.providers == ("CPUExecutionProvider",):
-        session = _optimized_session(path, config, memory, optimized_cache)
+        session = _optimized_session(path, config, policy, optimized_cache)
         if session is not None:
             return session
-    opts = _session_options(config, memory)
+    opts = _session_options(config, policy)
     session = ort.InferenceSession(str(path), sess_options=opts, providers=list(config.providers))
     active = session.get_providers()
     if config.providers[0] != "CPUExecutionProvider" and config.providers[0] not in active:
