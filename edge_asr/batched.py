@@ -104,24 +104,9 @@ class BatchedTranscriber:
             return results
         hotter = Transcriber(self.backend, self.tokenizer, replace(opt, temperature=tuple(temps[1:])))
         for i, result in enumerate(results):
-            if self._needs_fallback(result):
+            if self.sequential.needs_fallback(result):
                 results[i] = hotter.decode_with_fallback(self.backend.select(state, [i]), prompt, None, language)
         return results
-
-    def _needs_fallback(self, r: DecodingResult) -> bool:
-        opt = self.options
-        if (opt.no_speech_threshold is not None and r.no_speech_prob is not None
-                and r.no_speech_prob > opt.no_speech_threshold
-                and opt.logprob_threshold is not None and r.avg_logprob < opt.logprob_threshold):
-            return False  # silence: hotter decoding would only invent words
-        return ((opt.compression_ratio_threshold is not None and r.compression_ratio > opt.compression_ratio_threshold)
-                or (opt.logprob_threshold is not None and r.avg_logprob < opt.logprob_threshold))
-
-    def _is_silence(self, r: DecodingResult) -> bool:
-        opt = self.options
-        return (opt.no_speech_threshold is not None and r.no_speech_prob is not None
-                and r.no_speech_prob > opt.no_speech_threshold
-                and not (opt.logprob_threshold is not None and r.avg_logprob > opt.logprob_threshold))
 
     def run(self, audio: np.ndarray, batch_size: int, progress: ProgressCallback | None = None
             ) -> tuple[list[dict], str, dict | None]:
@@ -154,7 +139,7 @@ class BatchedTranscriber:
             state = None  # release the previous batch's cross K/V before the encoder allocates new ones
             state = backend.encode(mels)
             for i, result in enumerate(self._decode_batch(state, prompt, language)):
-                if self._is_silence(result):
+                if self.sequential.is_silence(result):
                     continue
                 start, end = batch[i]
                 offset = start / SAMPLE_RATE

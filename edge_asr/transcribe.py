@@ -137,19 +137,27 @@ class Transcriber:
                 without_timestamps=opt.without_timestamps, max_initial_timestamp=opt.max_initial_timestamp,
                 seed=opt.seed)
             result = DecodingTask(self.backend, self.tokenizer, options).run(state)[0]
-            needs_fallback = False
-            if opt.compression_ratio_threshold is not None and result.compression_ratio > opt.compression_ratio_threshold:
-                needs_fallback = True  # too repetitive
-            if opt.logprob_threshold is not None and result.avg_logprob < opt.logprob_threshold:
-                needs_fallback = True  # too unsure
-            if (opt.no_speech_threshold is not None and result.no_speech_prob is not None
-                    and result.no_speech_prob > opt.no_speech_threshold
-                    and opt.logprob_threshold is not None and result.avg_logprob < opt.logprob_threshold):
-                needs_fallback = False  # silence: hotter decoding would only invent words
-            if not needs_fallback:
+            if not self.needs_fallback(result):
                 break
         assert result is not None
         return result
+
+    def needs_fallback(self, r: DecodingResult) -> bool:
+        """Too repetitive or too unsure, and not silence (where hotter decoding would only invent words)."""
+        opt = self.options
+        if (opt.no_speech_threshold is not None and r.no_speech_prob is not None
+                and r.no_speech_prob > opt.no_speech_threshold
+                and opt.logprob_threshold is not None and r.avg_logprob < opt.logprob_threshold):
+            return False
+        return ((opt.compression_ratio_threshold is not None and r.compression_ratio > opt.compression_ratio_threshold)
+                or (opt.logprob_threshold is not None and r.avg_logprob < opt.logprob_threshold))
+
+    def is_silence(self, r: DecodingResult) -> bool:
+        """openai's skip rule: likely no speech, unless the text is confident anyway."""
+        opt = self.options
+        return (opt.no_speech_threshold is not None and r.no_speech_prob is not None
+                and r.no_speech_prob > opt.no_speech_threshold
+                and not (opt.logprob_threshold is not None and r.avg_logprob > opt.logprob_threshold))
 
     def _prompt(self, history: list[int], hotword_tokens: list[int]) -> list[int]:
         room = self.n_ctx // 2 - 1 - len(hotword_tokens)
@@ -247,9 +255,7 @@ class Transcriber:
             result = self.decode_with_fallback(state, prompt, prefix, language)
             if progress is not None:
                 progress(min(seek + segment_size, content_frames) / FRAMES_PER_SECOND, content_duration)
-            if (opt.no_speech_threshold is not None and result.no_speech_prob is not None
-                    and result.no_speech_prob > opt.no_speech_threshold
-                    and not (opt.logprob_threshold is not None and result.avg_logprob > opt.logprob_threshold)):
+            if self.is_silence(result):
                 seek += segment_size  # silence
                 continue
             previous_seek = seek
