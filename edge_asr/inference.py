@@ -22,7 +22,8 @@ from .registry import cache_dir
 @dataclass
 class DecoderState:
     """Cross-attention K/V of one batch of windows (computed once) and the self-attention cache, one
-    OrtValue per decoder layer each ([B, H, frames or tokens, dh])."""
+    OrtValue per decoder layer each ([rows, H, frames or tokens, dh]). ``batch`` is the number of decoder
+    rows; with a shared-cross graph the cross K/V keep one row per window after ``repeat``."""
 
     cross_k: list[ort.OrtValue]
     cross_v: list[ort.OrtValue]
@@ -48,6 +49,9 @@ class OnnxBackend:
         d = manifest.dims
         self.n_layers = d.decoder_layers
         self.has_alignment = "alignment_attn" in manifest.graphs["decoder"]["outputs"]
+        # Graphs exported with shared cross-attention take one cross K/V row per window whatever the
+        # number of beams; older ones need it repeated per row.
+        self.shared_cross = bool(manifest.graphs["decoder"].get("shared_cross"))
         # Cumulative time in each graph (perf_counter around run calls: negligible cost), so streaming
         # and benchmarks can show where an update's time goes.
         self.timings = {"encoder_s": 0.0, "encoder_runs": 0, "decoder_s": 0.0, "decoder_runs": 0}
@@ -141,11 +145,15 @@ class OnnxBackend:
         if n == 1:
             return state
         rep = [self._map(values, lambda a: np.repeat(a, n, axis=0))
-               for values in (state.cross_k, state.cross_v, state.self_k, state.self_v)]
+               for values in ((state.self_k, state.self_v) if self.shared_cross else
+                              (state.cross_k, state.cross_v, state.self_k, state.self_v))]
+        if self.shared_cross:
+            return DecoderState(state.cross_k, state.cross_v, *rep, batch=state.batch * n)
         return DecoderState(*rep, batch=state.batch * n)
 
     def select(self, state: DecoderState, rows: list[int] | np.ndarray) -> DecoderState:
-        """The windows ``rows`` of a batch (cross K/V and cache), e.g. to re-decode one window alone."""
+        """The windows ``rows`` of a batch (cross K/V and cache) before any ``repeat``, e.g. to re-decode
+        one window alone."""
         idx = np.asarray(rows)
         pick = [self._map(values, lambda a: np.take(a, idx, axis=0))
                 for values in (state.cross_k, state.cross_v, state.self_k, state.self_v)]

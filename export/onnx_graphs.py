@@ -33,10 +33,11 @@ def export_graphs(model, out: Path, alignment_heads: list[list[int]] | None) -> 
     new_names = [f"new_self_{kv}_{i}" for kv in "kv" for i in range(L)]
     graphs = {
         "encoder": {"file": "encoder.onnx", "inputs": ["mel"], "outputs": cross_names},
+        # shared_cross: cross K/V hold one row per window even when tokens hold n rows per window (beams).
         "decoder": {"file": "decoder.onnx", "inputs": ["tokens", "logits_at", *self_names, *cross_names],
-                    "outputs": ["logits", *new_names]},
+                    "outputs": ["logits", *new_names], "shared_cross": True},
     }
-    cross_axes = {0: "batch", 2: "frames_out"}
+    cross_axes = {0: "windows", 2: "frames_out"}
     dec_axes = {"tokens": {0: "batch", 1: "new"}, "logits_at": {0: "positions"},
                 "logits": {0: "batch", 1: "positions"}}
     dec_axes.update({n: {0: "batch", 2: "past"} for n in self_names})
