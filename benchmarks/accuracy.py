@@ -17,6 +17,8 @@ from pathlib import Path
 
 from edge_asr.audio import load_audio
 
+from .report import save_json
+
 
 @dataclass(frozen=True)
 class ClipRef:
@@ -86,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             report["systems"][f"{kind}:{label}"] = {"wer": wer, "seconds": elapsed, "hypotheses": hyps}
             print(f"{kind:12s} {label:22s} WER {100 * wer:6.2f}%   ({elapsed:.1f} s for {len(clips)} clips)")
     if args.json:
-        args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False))
+        save_json(args.json, report)
     return 0
 
 

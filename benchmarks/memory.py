@@ -18,7 +18,6 @@ clips concatenated with 0.5 s pauses, written as a temporary 16 kHz WAV).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .corpus import GAP_S, SR, default_manifest, load_clip_audio, read_manifest
+from .report import save_json
 
 EDGE_CHILD = """
 import sys, time
@@ -111,8 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{system:20s} {label:10s} {name:34s} peak RSS {row['peak_rss_mb']:7.1f} MB  "
                       f"load {row['load_s']:.2f} s  transcribe {row['transcribe_s']:.2f} s", flush=True)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False))
+        save_json(args.out, report)
     return 0
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import json
 import platform
 import re
 import time
@@ -30,6 +29,7 @@ import numpy as np
 from edge_asr.audio import load_audio
 
 from .accuracy import ClipRef, english_clips
+from .report import save_json
 
 
 def _norm_word(w: str) -> str:
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {label:28s} WER {100 * w:6.2f}%  ({entry['seconds'][label]:.1f} s)")
         print(f"  timestamps vs transformers: {entry.get('timestamps_vs_transformers')}")
     if args.out:
-        args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False))
+        save_json(args.out, report)
     return 0
 
 

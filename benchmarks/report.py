@@ -10,6 +10,16 @@ from __future__ import annotations
 
 from .spec import PLAIN, RANDOM_LABEL
 
+
+def save_json(path, report: dict) -> None:
+    """Write a single-purpose bench's report (accuracy, quality, streaming, memory) as indented JSON."""
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, ensure_ascii=False))
+
 COLUMNS = ("system", "model", "quant", "device", "thr", "decoding", "mode", "load s", "log-mel s", "encoder s",
            "dec ms/token", "first token s", "short clip s", "RTF", "audio s/s", "peak RSS MB", "size MB",
            "WER en %", "other langs %")

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_asr.audio import load_audio
+from .report import save_json
 
 CHUNK_S = 0.1
 
@@ -150,8 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                 }})
             print(f"== {label} tail={tail or 'full'}: {report['runs'][-1]['summary']}", flush=True)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False))
+        save_json(args.out, report)
     return 0
 
 

@@ -22,10 +22,10 @@ import numpy as np
 
 from .decoding import DecodingOptions, DecodingResult, DecodingTask
 from .errors import DecodingError
-from .features import FRAMES_PER_SECOND, HOP_LENGTH, N_FRAMES, N_SAMPLES, log_mel_spectrogram
+from .features import HOP_LENGTH, N_FRAMES, N_SAMPLES, log_mel_spectrogram
 from .inference import DecoderState, OnnxBackend
 from .tokenizer import Tokenizer
-from .transcribe import SAMPLE_RATE, ProgressCallback, TranscribeOptions, Transcriber
+from .transcribe import SAMPLE_RATE, ProgressCallback, TranscribeOptions, Transcriber, reduced_window_frames
 from .vad import VadOptions, get_speech_timestamps
 
 MAX_CHUNK_S = N_SAMPLES / SAMPLE_RATE
@@ -83,29 +83,18 @@ class BatchedTranscriber:
             mel = log_mel_spectrogram(audio[start:end], n_mels, padding=N_SAMPLES)
             sizes.append(min(N_FRAMES, mel.shape[-1] - N_FRAMES))
             mels.append(mel[:, :N_FRAMES])
-        frames = N_FRAMES
         tail = self.options.encoder_tail_s
-        if tail is not None:
-            frames = min(N_FRAMES, int(np.ceil((max(sizes) + tail * FRAMES_PER_SECOND) / 100.0)) * 100)
+        frames = N_FRAMES if tail is None else reduced_window_frames(max(sizes), tail)
         return np.stack([m[:, :frames] for m in mels]), sizes
 
     def _decode_batch(self, state: DecoderState, prompt: list[int], language: str) -> list[DecodingResult]:
-        opt = self.options
-        temps = self.sequential.temperatures
-        first = DecodingOptions(
-            task=opt.task, language=language, temperature=temps[0], prompt=prompt or None,
-            beam_size=opt.beam_size if temps[0] == 0 else None, patience=opt.patience if temps[0] == 0 else None,
-            best_of=opt.best_of if temps[0] > 0 else None, length_penalty=opt.length_penalty,
-            suppress_tokens=opt.suppress_tokens, suppress_blank=opt.suppress_blank,
-            without_timestamps=opt.without_timestamps, max_initial_timestamp=opt.max_initial_timestamp,
-            seed=opt.seed)
-        results = DecodingTask(self.backend, self.tokenizer, first).run(state)
-        if len(temps) == 1:
-            return results
-        hotter = Transcriber(self.backend, self.tokenizer, replace(opt, temperature=tuple(temps[1:])))
+        """All windows at the first temperature together; those that need a fallback alone, hotter."""
+        seq = self.sequential
+        options = seq.decoding_options(seq.temperatures[0], prompt, None, language)
+        results = DecodingTask(self.backend, self.tokenizer, options).run(state)
         for i, result in enumerate(results):
-            if self.sequential.needs_fallback(result):
-                results[i] = hotter.decode_with_fallback(self.backend.select(state, [i]), prompt, None, language)
+            if len(seq.temperatures) > 1 and seq.needs_fallback(result):
+                results[i] = seq.decode_with_fallback(self.backend.select(state, [i]), prompt, None, language, first=1)
         return results
 
     def run(self, audio: np.ndarray, batch_size: int, progress: ProgressCallback | None = None

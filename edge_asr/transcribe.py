@@ -110,6 +110,13 @@ def _get_end(segments: list[dict]) -> float | None:
                 segments[-1]["end"] if segments else None)
 
 
+def reduced_window_frames(audio_frames: int, tail_s: float) -> int:
+    """Mel frames the reduced encoder window encodes for ``audio_frames`` of audio: the audio plus
+    ``tail_s`` of silence, rounded up to whole seconds (100 frames; even, as the encoder's stride-2 conv
+    needs), never more than a 30 s window."""
+    return min(N_FRAMES, int(np.ceil((audio_frames + tail_s * FRAMES_PER_SECOND) / 100.0)) * 100)
+
+
 class Transcriber:
     """Runs one long-form transcription; holds the state that carries across windows."""
 
@@ -125,17 +132,26 @@ class Transcriber:
         if not self.temperatures:
             raise DecodingError("temperature must be a number or a non-empty sequence")
 
-    def decode_with_fallback(self, state, prompt: list[int], prefix: str | None, language: str) -> DecodingResult:
+    def decoding_options(self, temperature: float, prompt: list[int], prefix: str | None,
+                         language: str) -> DecodingOptions:
+        """One decoding attempt at ``temperature`` (beam search at 0, best_of sampling above)."""
         opt = self.options
+        t = temperature
+        return DecodingOptions(
+            task=opt.task, language=language, temperature=t, prompt=prompt or None, prefix=prefix,
+            beam_size=opt.beam_size if t == 0 else None, patience=opt.patience if t == 0 else None,
+            best_of=opt.best_of if t > 0 else None, length_penalty=opt.length_penalty,
+            suppress_tokens=opt.suppress_tokens, suppress_blank=opt.suppress_blank,
+            without_timestamps=opt.without_timestamps, max_initial_timestamp=opt.max_initial_timestamp,
+            seed=opt.seed)
+
+    def decode_with_fallback(self, state, prompt: list[int], prefix: str | None, language: str,
+                             first: int = 0) -> DecodingResult:
+        """Decode one window, climbing the temperature ladder from rung ``first`` while the result
+        needs a fallback."""
         result = None
-        for t in self.temperatures:
-            options = DecodingOptions(
-                task=opt.task, language=language, temperature=t, prompt=prompt or None, prefix=prefix,
-                beam_size=opt.beam_size if t == 0 else None, patience=opt.patience if t == 0 else None,
-                best_of=opt.best_of if t > 0 else None, length_penalty=opt.length_penalty,
-                suppress_tokens=opt.suppress_tokens, suppress_blank=opt.suppress_blank,
-                without_timestamps=opt.without_timestamps, max_initial_timestamp=opt.max_initial_timestamp,
-                seed=opt.seed)
+        for t in self.temperatures[first:]:
+            options = self.decoding_options(t, prompt, prefix, language)
             result = DecodingTask(self.backend, self.tokenizer, options).run(state)[0]
             if not self.needs_fallback(result):
                 break
@@ -206,8 +222,7 @@ class Transcriber:
             return pad_or_trim(mel[:, seek:seek + segment_size])
         # Whole seconds (100 mel frames; even, as the encoder's stride-2 conv needs), padded with the
         # log-mel of real silence that follows the audio in ``mel`` (not zeros, which read as sound).
-        frames = min(N_FRAMES, int(np.ceil((segment_size + tail * FRAMES_PER_SECOND) / 100.0)) * 100)
-        return mel[:, seek:seek + frames]
+        return mel[:, seek:seek + reduced_window_frames(segment_size, tail)]
 
     def run(self, audio: np.ndarray, progress: ProgressCallback | None = None,
             max_windows: int | None = None) -> tuple[list[dict], str, dict | None]:
