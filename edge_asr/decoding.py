@@ -16,7 +16,7 @@ import numpy as np
 
 from .errors import DecodingError
 from .inference import DecoderState, OnnxBackend
-from .logit_filters import ApplyTimestampRules, LogitFilter, SuppressBlank, SuppressTokens, log_softmax
+from .logit_filters import ApplyTimestampRules, LogitFilter, SuppressBlank, SuppressTokens, log_softmax, logsumexp
 from .tokenizer import Tokenizer
 
 
@@ -97,12 +97,13 @@ class GreedyDecoder(TokenDecoder):
         else:  # Gumbel-max: a categorical sample per row, vectorised
             gumbel = -np.log(-np.log(self.rng.uniform(1e-20, 1.0, logits.shape)))
             next_tokens = (logits / self.temperature + gumbel).argmax(axis=-1)
-        logprobs = log_softmax(logits)
+        # Only the picked tokens' log-probabilities are needed: logit - logsumexp, not a full log-softmax.
+        logprobs = logits[np.arange(len(next_tokens)), next_tokens] - logsumexp(logits)
         for b, tok in enumerate(next_tokens):
             if tokens[b] and tokens[b][-1] == self.eot:
                 next_tokens[b] = self.eot
                 continue
-            sum_logprobs[b] += logprobs[b, tok]
+            sum_logprobs[b] += logprobs[b]
             tokens[b].append(int(tok))
         done = all(seq and seq[-1] == self.eot for seq in tokens)
         return next_tokens, None, done
@@ -308,7 +309,9 @@ class DecodingTask:
                 no_speech_probs = [float(x) for x in p[:, tok.special.no_speech]]
             else:
                 logits, state = self.backend.decode(step_input, state)
-            last = logits[:, -1].astype(np.float64)
+            # float32, as openai/whisper's filters and log-softmax run (float64 doubled the per-token
+            # numpy time); a copy, since the filters edit it in place.
+            last = np.array(logits[:, -1], dtype=np.float32)
             live = [seq[:-1] if seq and seq[-1] == tok.eot else seq for seq in tokens]
             for f in filters:
                 f.apply(last, live)

@@ -29,16 +29,59 @@ from torch import nn
 from torch.nn import functional as F
 
 
+class _Reshape(torch.autograd.Function):
+    """Reshape to a constant target in ONNX's convention (0 copies the input's dimension, -1 is
+    inferred), exported as one Reshape of a Constant.
+
+    A plain ``x.view(b, t, H, dh)`` over dynamic axes exports as Shape -> Gather -> Unsqueeze -> Concat
+    -> Reshape; with 8 such reshapes per decoder layer those shape chains were ~380 of the decoder's
+    580 nodes, and onnxruntime's per-node cost made them ~a third of a base decoder step."""
+
+    @staticmethod
+    def forward(ctx, x, shape: tuple[int, ...]):
+        return x.reshape([x.shape[i] if s == 0 else s for i, s in enumerate(shape)])
+
+    @staticmethod
+    def symbolic(g, x, shape: tuple[int, ...]):
+        return g.op("Reshape", x, g.op("Constant", value_t=torch.tensor(shape, dtype=torch.long)))
+
+
+class _ReshapeAs(torch.autograd.Function):
+    """Reshape ``x`` to ``like``'s shape (one Shape and one Reshape in ONNX)."""
+
+    @staticmethod
+    def forward(ctx, x, like):
+        return x.reshape(like.shape)
+
+    @staticmethod
+    def symbolic(g, x, like):
+        return g.op("Reshape", x, g.op("Shape", like))
+
+
+class _GroupRows(torch.autograd.Function):
+    """[R, T, D] -> [B, R/B * T, D] with B = ``ref``'s first dimension: the n consecutive rows of each
+    window (beams) become one row of n*T queries (Shape, Slice, Concat, Reshape in ONNX)."""
+
+    @staticmethod
+    def forward(ctx, x, ref):
+        return x.reshape(ref.shape[0], -1, x.shape[-1])
+
+    @staticmethod
+    def symbolic(g, x, ref):
+        first = g.op("Slice", g.op("Shape", ref), g.op("Constant", value_t=torch.tensor([0])),
+                     g.op("Constant", value_t=torch.tensor([1])))
+        rest = g.op("Constant", value_t=torch.tensor([-1, 0], dtype=torch.long))
+        return g.op("Reshape", x, g.op("Concat", first, rest, axis_i=0))
+
+
 def _heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
     """[B, T, D] -> [B, H, T, dh]"""
-    b, t, d = x.shape
-    return x.view(b, t, n_heads, d // n_heads).transpose(1, 2)
+    return _Reshape.apply(x, (0, 0, n_heads, -1)).transpose(1, 2)
 
 
 def _merge(x: torch.Tensor) -> torch.Tensor:
     """[B, H, T, dh] -> [B, T, D]"""
-    b, h, t, dh = x.shape
-    return x.transpose(1, 2).reshape(b, t, h * dh)
+    return _Reshape.apply(x.transpose(1, 2), (0, 0, -1))
 
 
 def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -73,19 +116,38 @@ class _FusedSelfAttention(torch.autograd.Function):
         return out
 
 
-def _attend_shared(q, k, v):
-    """Cross-attention where the query rows come in n consecutive rows per window (beams, best-of
-    candidates) and K/V hold one row per window: the n rows' queries are stacked along the query axis,
-    so every window's K/V is read once per step instead of once per beam (beam 5 read base's 37 MB of
-    cross K/V five times per token) and the runtime need not copy it per beam. n = 1 is plain attention."""
-    r, h, t, dh = q.shape
-    b, s = k.shape[0], k.shape[2]
-    n = r // b
-    grouped = q.reshape(b, n, h, t, dh).transpose(1, 2).reshape(b, h, n * t, dh)
+def _attend_shared(q, k, v, n_heads: int):
+    """Cross-attention where the query rows (q: [R, T, D], not yet split into heads) come in n
+    consecutive rows per window (beams, best-of candidates) and K/V hold one row per window: the n rows'
+    queries are stacked along the query axis, so every window's K/V is read once per step instead of
+    once per beam (beam 5 read base's 37 MB of cross K/V five times per token) and the runtime need not
+    copy it per beam. n = 1 is plain attention. Returns the merged output [R, T, D] and the weights
+    [B, H, n*T, S] (see ``_rows_weights``)."""
+    grouped = _heads(_GroupRows.apply(q, k), n_heads)
     out, w = _attend_weights(grouped, k, v, None)
-    out = out.reshape(b, h, n, t, dh).transpose(1, 2).reshape(r, h, t, dh)
-    w = w.reshape(b, h, n, t, s).transpose(1, 2).reshape(r, h, t, s)
-    return out, w
+    return _ReshapeAs.apply(_merge(out), q), w
+
+
+class _SplitRows(torch.autograd.Function):
+    """The inverse of ``_GroupRows`` for a [B, n*T, H, S] tensor: -> [R, T, H, S], R and T taken from
+    ``like`` ([R, T, ...])."""
+
+    @staticmethod
+    def forward(ctx, x, like):
+        return x.reshape(like.shape[0], like.shape[1], *x.shape[2:])
+
+    @staticmethod
+    def symbolic(g, x, like):
+        lead = g.op("Slice", g.op("Shape", like), g.op("Constant", value_t=torch.tensor([0])),
+                    g.op("Constant", value_t=torch.tensor([2])))
+        rest = g.op("Constant", value_t=torch.tensor([0, -1], dtype=torch.long))
+        return g.op("Reshape", x, g.op("Concat", lead, rest, axis_i=0))
+
+
+def _rows_weights(w, q):
+    """Attention weights [B, H, n*T, S] of ``_attend_shared`` -> [R, H, T, S], one row per decoder row
+    (q: the [R, T, D] queries)."""
+    return _SplitRows.apply(w.transpose(1, 2), q).transpose(1, 2)
 
 
 def default_alignment_heads(n_layers: int, n_heads: int) -> list[list[int]]:
@@ -157,11 +219,13 @@ class DecoderGraph(nn.Module):
             x = x + a.out_proj(_merge(_attend(q, k, v, mask)))
             c = layer.encoder_attn
             h = layer.encoder_attn_layer_norm(x)
-            q = _heads(c.q_proj(h) * c.scaling, self.n_heads)
-            out, weights = _attend_shared(q, cross_k[i], cross_v[i])
-            x = x + c.out_proj(_merge(out))
-            if self.alignment_heads:
-                align += [weights[:, head:head + 1] for layer_i, head in self.alignment_heads if layer_i == i]
+            q = c.q_proj(h) * c.scaling
+            out, weights = _attend_shared(q, cross_k[i], cross_v[i], self.n_heads)
+            x = x + c.out_proj(out)
+            heads = [head for layer_i, head in self.alignment_heads or [] if layer_i == i]
+            if heads:
+                weights = _rows_weights(weights, q)
+                align += [weights[:, head:head + 1] for head in heads]
             h = layer.final_layer_norm(x)
             x = x + layer.fc2(F.gelu(layer.fc1(h)))
         x = dec.layer_norm(torch.index_select(x, 1, logits_at))
