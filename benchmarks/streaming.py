@@ -58,7 +58,7 @@ def simulate(model, audio: np.ndarray, options) -> dict:
 
 
 def run_one(model_path: str, audio_path: str, reference: str, threads: int, encoder_tail: float | None,
-            step: float) -> dict:
+            step: float, settings: dict | None = None) -> dict:
     import edge_asr
     from edge_asr.streaming import StreamingOptions
     from edge_asr_export.validate import word_error_rate
@@ -67,7 +67,8 @@ def run_one(model_path: str, audio_path: str, reference: str, threads: int, enco
     audio = load_audio(audio_path)
     duration = len(audio) / 16000
     model.transcribe(audio[:16000 * 2], language="en")  # warm-up
-    sim = simulate(model, audio, StreamingOptions(language="en", encoder_tail_s=encoder_tail, step_s=step))
+    sim = simulate(model, audio, StreamingOptions(language="en", encoder_tail_s=encoder_tail, step_s=step,
+                                                  **(settings or {})))
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # streaming only: offline runs after
     offline = model.transcribe(audio, language="en", word_timestamps=True)
     first_word = next((w.start for s in offline.segments for w in s.words), 0.0)
@@ -80,7 +81,7 @@ def run_one(model_path: str, audio_path: str, reference: str, threads: int, enco
         "first_tentative_latency_s": None if first_tentative is None else round(first_tentative - first_word, 3),
         "commit_latency_median_s": round(float(np.median(commit_lat)), 3) if commit_lat else None,
         "commit_latency_p90_s": round(float(np.percentile(commit_lat, 90)), 3) if commit_lat else None,
-        "updates": stats.updates, "skipped_silent": stats.skipped_silent,
+        "updates": stats.updates, "probes": stats.probes, "skipped_silent": stats.skipped_silent,
         "update_rtf": round(stats.total_s / duration, 3),
         "update_median_s": round(float(np.median(stats.per_update)), 3) if stats.per_update else None,
         "vad_s": round(stats.vad_s, 3), "decode_s": round(stats.decode_s, 3),
@@ -94,6 +95,23 @@ def run_one(model_path: str, audio_path: str, reference: str, threads: int, enco
         "wer_offline": word_error_rate([reference], [offline.text]),
         "text": sim["text"],
     }
+
+
+def parse_settings(pairs: list[str]) -> dict:
+    """--set FIELD=VALUE pairs -> StreamingOptions keywords (numbers, true/false, none)."""
+    from edge_asr.streaming import StreamingOptions
+
+    fields = set(StreamingOptions.__dataclass_fields__)
+    out: dict = {}
+    for pair in pairs:
+        key, _, raw = pair.partition("=")
+        if key not in fields:
+            raise SystemExit(f"--set {pair}: {key!r} is not a StreamingOptions field ({', '.join(sorted(fields))})")
+        low = raw.strip().lower()
+        number = raw.replace(".", "", 1).lstrip("-").isdigit()
+        out[key] = None if low == "none" else True if low == "true" else False if low == "false" else \
+            (int(raw) if raw.lstrip("-").isdigit() else float(raw)) if number else raw
+    return out
 
 
 def long_english_clips(manifest: Path, min_seconds: float = 20.0) -> list[dict]:
@@ -110,16 +128,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--encoder-tail", type=float, action="append", default=None,
                    help="reduced encoder window(s) to compare; 0 means the full 30 s window")
     p.add_argument("--step", type=float, default=1.0)
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="any other StreamingOptions field, e.g. --set probe_tail_s=none --set first_step_s=0.5")
+    p.add_argument("--min-seconds", type=float, default=20.0, help="the shortest English clip to stream")
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--one", nargs=4, metavar=("MODEL", "AUDIO", "REFERENCE", "TAIL"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.one:
         model, audio, ref, tail = args.one
-        print(json.dumps(run_one(model, audio, ref, args.threads, float(tail) or None, args.step)))
+        print(json.dumps(run_one(model, audio, ref, args.threads, float(tail) or None, args.step,
+                                 parse_settings(args.set))))
         return 0
-    clips = long_english_clips(args.manifest)
+    clips = long_english_clips(args.manifest, args.min_seconds)
     tails = args.encoder_tail or [0.0]
-    report: dict = {"threads": args.threads, "step_s": args.step, "chunk_s": CHUNK_S, "clock": "simulated real time",
+    report: dict = {"threads": args.threads, "step_s": args.step, "settings": parse_settings(args.set),
+                    "chunk_s": CHUNK_S, "clock": "simulated real time",
                     "clips": [c["id"] for c in clips], "runs": []}
     for spec in args.model:
         label, folder = spec.split("=", 1)
@@ -127,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             rows = []
             for c in clips:
                 cmd = [sys.executable, "-m", "edge_asr_bench.streaming", "--threads", str(args.threads), "--step",
-                       str(args.step), "--one", folder, str(args.manifest.parent / c["audio"]), c["text"], str(tail)]
+                       str(args.step), *(f"--set={kv}" for kv in args.set), "--one", folder, str(args.manifest.parent / c["audio"]), c["text"], str(tail)]
                 out = subprocess.run(cmd, capture_output=True, text=True, check=True)
                 row = json.loads(out.stdout.strip().splitlines()[-1])
                 row["clip"] = c["id"]

@@ -34,6 +34,7 @@ from .transcribe import TranscribeOptions, Transcriber
 from .vad import SileroVad, default_vad
 
 EVENT_KINDS = ("tentative", "committed", "end_of_utterance", "dropped", "lag")
+TOKENS_PER_SECOND = 12  # decoding cap per second of buffer (fast speech is ~5 words, ~7 tokens, a second)
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,12 @@ class StreamingOptions:
     language: str | None = None  # None: detected on the first decode, then kept
     task: str = "transcribe"
     step_s: float = 1.0  # new audio between two decodes
-    first_step_s: float = 0.5  # shorter step while nothing is tentative, so new speech shows up fast
+    first_step_s: float = 0.25  # shorter step at an utterance's start, so new speech shows up fast
+    # At an utterance's start (nothing tentative yet) decode with a reduced encoder window: the buffer
+    # plus this much silence, so the first words show as tentative text within a fraction of a second.
+    # Such "probe" hypotheses are shown, never committed from: commits come from full-window decodes,
+    # so accuracy is unchanged. None: every decode uses the full window.
+    probe_tail_s: float | None = 1.0
     agreement: int = 2  # LocalAgreement-n: hypotheses that must agree before a word is committed
     endpoint_silence_s: float = 0.6  # trailing silence that ends an utterance (VAD)
     vad: bool = True
@@ -83,6 +89,7 @@ class UpdateStats:
     """Where an update's time went (seconds), for benchmarks and --stats."""
 
     updates: int = 0
+    probes: int = 0  # of which reduced-window probes that showed text (utterance starts)
     skipped_silent: int = 0
     total_s: float = 0.0
     vad_s: float = 0.0
@@ -253,7 +260,9 @@ class StreamingTranscriber:
         if self._worker is not None:
             self._drop_backlog()
         while True:
-            step_s = self.options.step_s if self._hypothesis else min(self.options.first_step_s, self.options.step_s)
+            # Short steps while nothing shows (an utterance's start), then step_s.
+            step_s = self.options.step_s if self._hypothesis or self._history \
+                else min(self.options.first_step_s, self.options.step_s)
             step = max(1, int(step_s * SAMPLE_RATE))
             behind = self._pending_len > self.options.max_buffer_s * SAMPLE_RATE
             new = self._take_pending(None if (behind or final) else step - self._since_decode)
@@ -323,8 +332,10 @@ class StreamingTranscriber:
             if final:
                 self._commit_all()
             return
+        probe = opt.probe_tail_s is not None and not final and endpoint is None and not self._hypothesis \
+            and not self._history
         before = dict(self.model.backend.timings)
-        words, repetitive = self._transcribe_buffer()
+        words, repetitive = self._transcribe_buffer(opt.probe_tail_s if probe else opt.encoder_tail_s)
         after = self.model.backend.timings
         self.stats.encoder_s += after["encoder_s"] - before["encoder_s"]
         self.stats.decoder_s += after["decoder_s"] - before["decoder_s"]
@@ -341,6 +352,13 @@ class StreamingTranscriber:
         self.stats.total_s += compute
         self.stats.per_update.append(compute)
         self.stats.audio_s = self.received_s
+        if probe:  # shown, not committed from: the next (full-window) decode starts the agreement
+            self._hypothesis = self._new_words(words)
+            if self._hypothesis:
+                self.stats.probes += 1
+                self._emit("tentative", self.tentative_text, self._hypothesis[0].start, self._hypothesis[-1].end,
+                           compute, self._hypothesis)
+            return
         if final or endpoint is not None:
             cut = endpoint if endpoint is not None and not final else None
             self._hypothesis = [w for w in words if cut is None or w.start < cut]
@@ -355,18 +373,25 @@ class StreamingTranscriber:
             self._cut_buffer(self._committed[-1].end if self._committed else
                              self._buffer_offset + self._buffer.size / SAMPLE_RATE)
 
-    def _transcribe_buffer(self) -> tuple[list[_Word], bool]:
+    def _transcribe_buffer(self, encoder_tail_s: float | None) -> tuple[list[_Word], bool]:
         opt = self.options
         # Prompt with committed text that is no longer in the buffer only (whisper_streaming's rule):
         # prompting with words the buffer still holds makes Whisper skip them and mis-time what follows.
         before = "".join(w.word for w in self._committed if w.end <= self._buffer_offset + 0.01)
         prompt = before[-opt.prompt_chars:].strip() or opt.initial_prompt
+        # One temperature (no fallback: an update must cost one decode). The logprob threshold then only
+        # shapes openai's silence rule: a window is skipped when Whisper finds no speech *and* is unsure
+        # of its text. VAD has already heard speech here, and at an utterance's start Whisper's
+        # no-speech probability is often above 0.6 while its first words are right (-0.6 logprob).
         topts = TranscribeOptions(
             language=self._language, task=opt.task, temperature=0.0, beam_size=opt.beam_size,
             word_timestamps=True, initial_prompt=prompt, hotwords=opt.hotwords, condition_on_previous_text=False,
-            encoder_tail_s=opt.encoder_tail_s, logprob_threshold=None, compression_ratio_threshold=None)
+            encoder_tail_s=encoder_tail_s, logprob_threshold=-1.0, compression_ratio_threshold=None)
         transcriber = Transcriber(self.model.backend, self.model.tokenizer, topts)
-        segments, language, _ = transcriber.run(self._buffer, max_windows=1)
+        # A decode that loops (thresholds are off here) would run to 224 tokens, ~1.3 s for base on two
+        # cores, and stall the stream: no speech needs more than ~12 tokens a second.
+        max_tokens = int(TOKENS_PER_SECOND * self._buffer.size / SAMPLE_RATE) + 16
+        segments, language, _ = transcriber.run(self._buffer, max_windows=1, sample_len=max_tokens)
         self._language = self._language or language
         repetitive = any(s["result"].compression_ratio > 2.4 for s in segments)
         return [_Word(self._buffer_offset + w["start"], self._buffer_offset + w["end"], w["word"])

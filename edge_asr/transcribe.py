@@ -133,7 +133,7 @@ class Transcriber:
             raise DecodingError("temperature must be a number or a non-empty sequence")
 
     def decoding_options(self, temperature: float, prompt: list[int], prefix: str | None,
-                         language: str) -> DecodingOptions:
+                         language: str, sample_len: int | None = None) -> DecodingOptions:
         """One decoding attempt at ``temperature`` (beam search at 0, best_of sampling above)."""
         opt = self.options
         t = temperature
@@ -143,15 +143,15 @@ class Transcriber:
             best_of=opt.best_of if t > 0 else None, length_penalty=opt.length_penalty,
             suppress_tokens=opt.suppress_tokens, suppress_blank=opt.suppress_blank,
             without_timestamps=opt.without_timestamps, max_initial_timestamp=opt.max_initial_timestamp,
-            seed=opt.seed)
+            seed=opt.seed, sample_len=sample_len)
 
     def decode_with_fallback(self, state, prompt: list[int], prefix: str | None, language: str,
-                             first: int = 0) -> DecodingResult:
+                             first: int = 0, sample_len: int | None = None) -> DecodingResult:
         """Decode one window, climbing the temperature ladder from rung ``first`` while the result
-        needs a fallback."""
+        needs a fallback; at most ``sample_len`` tokens (None: the model's limit, 224)."""
         result = None
         for t in self.temperatures[first:]:
-            options = self.decoding_options(t, prompt, prefix, language)
+            options = self.decoding_options(t, prompt, prefix, language, sample_len)
             result = DecodingTask(self.backend, self.tokenizer, options).run(state)[0]
             if not self.needs_fallback(result):
                 break
@@ -225,9 +225,10 @@ class Transcriber:
         return mel[:, seek:seek + reduced_window_frames(segment_size, tail)]
 
     def run(self, audio: np.ndarray, progress: ProgressCallback | None = None,
-            max_windows: int | None = None) -> tuple[list[dict], str, dict | None]:
+            max_windows: int | None = None, sample_len: int | None = None) -> tuple[list[dict], str, dict | None]:
         """Segments (dicts), language, language probabilities. ``max_windows`` stops after that many
-        decoded windows (streaming decodes its < 30 s buffer once per update, never a tail window)."""
+        decoded windows (streaming decodes its < 30 s buffer once per update, never a tail window);
+        ``sample_len`` caps the tokens decoded per window."""
         opt, tok, backend = self.options, self.tokenizer, self.backend
         windows = 0
         silence_peak = None if opt.silence_peak_db is None else 10 ** (opt.silence_peak_db / 20)
@@ -267,7 +268,7 @@ class Transcriber:
             state = backend.encode(self._window_mel(mel, seek, segment_size)[None])
             prefix = opt.prefix if seek == 0 else None
             prompt = self._prompt(history[prompt_reset_since:], [] if prefix else hotword_tokens)
-            result = self.decode_with_fallback(state, prompt, prefix, language)
+            result = self.decode_with_fallback(state, prompt, prefix, language, sample_len=sample_len)
             if progress is not None:
                 progress(min(seek + segment_size, content_frames) / FRAMES_PER_SECOND, content_duration)
             if self.is_silence(result):

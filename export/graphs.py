@@ -116,15 +116,63 @@ class _FusedSelfAttention(torch.autograd.Function):
         return out
 
 
-def _attend_shared(q, k, v, n_heads: int):
+class _FusedCachedSelfAttention(torch.autograd.Function):
+    """Decoder self-attention over the KV cache as one com.microsoft MultiHeadAttention: q, k, v [R, T, D]
+    (q pre-scaled), past_k, past_v [R, H, P, dh] -> output [R, T, D], present_k, present_v
+    [R, H, P+T, dh]; causal (unidirectional: new token i sees keys up to P+i). One node instead of
+    the head splits, cache Concat, mask, two MatMuls, Softmax and merge (~15 nodes a layer): per-node
+    cost dominates these tiny per-token tensors."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, past_k, past_v, n_heads: int):
+        keys = torch.cat([past_k, _heads(k, n_heads)], dim=2)
+        values = torch.cat([past_v, _heads(v, n_heads)], dim=2)
+        p, t = past_k.shape[2], q.shape[1]
+        positions = torch.arange(t, device=q.device) + p
+        key_pos = torch.arange(p + t, device=q.device)
+        mask = (key_pos[None, :] > positions[:, None]).to(q.dtype) * torch.finfo(q.dtype).min
+        return _merge(_attend(_heads(q, n_heads), keys, values, mask)), keys, values
+
+    @staticmethod
+    def symbolic(g, q, k, v, past_k, past_v, n_heads: int):
+        none = g.op("prim::Constant")  # a missing optional input (torch.onnx's own convention)
+        none.setType(torch._C.OptionalType.ofTensor())
+        out, keys, values = g.op("com.microsoft::MultiHeadAttention", q, k, v, none, none, none, past_k, past_v,
+                                 num_heads_i=n_heads, scale_f=1.0, unidirectional_i=1, outputs=3)
+        out.setType(q.type())
+        keys.setType(past_k.type())
+        values.setType(past_v.type())
+        return out, keys, values
+
+
+class _FusedCrossAttention(torch.autograd.Function):
+    """Cross-attention as one com.microsoft MultiHeadAttention with the cached K/V in [B, H, S, dh]:
+    q [B, Tq, D] (pre-scaled) -> [B, Tq, D]. Used in the decoder layers without alignment heads (the
+    fused op does not return its attention weights, which word timing reads)."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, n_heads: int):
+        return _merge(_attend(_heads(q, n_heads), k, v, None))
+
+    @staticmethod
+    def symbolic(g, q, k, v, n_heads: int):
+        out = g.op("com.microsoft::MultiHeadAttention", q, k, v, num_heads_i=n_heads, scale_f=1.0)
+        out.setType(q.type())
+        return out
+
+
+def _attend_shared(q, k, v, n_heads: int, weights: bool):
     """Cross-attention where the query rows (q: [R, T, D], not yet split into heads) come in n
     consecutive rows per window (beams, best-of candidates) and K/V hold one row per window: the n rows'
     queries are stacked along the query axis, so every window's K/V is read once per step instead of
     once per beam (beam 5 read base's 37 MB of cross K/V five times per token) and the runtime need not
-    copy it per beam. n = 1 is plain attention. Returns the merged output [R, T, D] and the weights
-    [B, H, n*T, S] (see ``_rows_weights``)."""
-    grouped = _heads(_GroupRows.apply(q, k), n_heads)
-    out, w = _attend_weights(grouped, k, v, None)
+    copy it per beam. n = 1 is plain attention. Returns the merged output [R, T, D] and, when
+    ``weights``, the attention weights [B, H, n*T, S] (see ``_rows_weights``; else None, and the
+    attention is the fused op)."""
+    grouped = _GroupRows.apply(q, k)
+    if not weights:
+        return _ReshapeAs.apply(_FusedCrossAttention.apply(grouped, k, v, n_heads), q), None
+    out, w = _attend_weights(_heads(grouped, n_heads), k, v, None)
     return _ReshapeAs.apply(_merge(out), q), w
 
 
@@ -204,25 +252,21 @@ class DecoderGraph(nn.Module):
         positions = torch.arange(t, device=tokens.device) + past
         emb = torch.index_select(self.embed_t, 1, tokens.reshape(-1)).t().reshape(tokens.shape[0], t, -1)
         x = emb + dec.embed_positions.weight[positions]
-        # Causal mask over [past + new] keys: new token i (absolute position past+i) sees keys <= past+i.
-        key_pos = torch.arange(past + t, device=tokens.device)
-        mask = (key_pos[None, :] > positions[:, None]).to(x.dtype) * torch.finfo(x.dtype).min
         new_k, new_v, align = [], [], []
         for i, layer in enumerate(dec.layers):
             a = layer.self_attn
             h = layer.self_attn_layer_norm(x)
-            q = _heads(a.q_proj(h) * a.scaling, self.n_heads)
-            k = torch.cat([self_k[i], _heads(a.k_proj(h), self.n_heads)], dim=2)
-            v = torch.cat([self_v[i], _heads(a.v_proj(h), self.n_heads)], dim=2)
+            out, k, v = _FusedCachedSelfAttention.apply(a.q_proj(h) * a.scaling, a.k_proj(h), a.v_proj(h),
+                                                        self_k[i], self_v[i], self.n_heads)
             new_k.append(k)
             new_v.append(v)
-            x = x + a.out_proj(_merge(_attend(q, k, v, mask)))
+            x = x + a.out_proj(out)
             c = layer.encoder_attn
             h = layer.encoder_attn_layer_norm(x)
             q = c.q_proj(h) * c.scaling
-            out, weights = _attend_shared(q, cross_k[i], cross_v[i], self.n_heads)
-            x = x + c.out_proj(out)
             heads = [head for layer_i, head in self.alignment_heads or [] if layer_i == i]
+            out, weights = _attend_shared(q, cross_k[i], cross_v[i], self.n_heads, weights=bool(heads))
+            x = x + c.out_proj(out)
             if heads:
                 weights = _rows_weights(weights, q)
                 align += [weights[:, head:head + 1] for head in heads]

@@ -56,7 +56,7 @@ def export_graphs(model, out: Path, alignment_heads: list[list[int]] | None) -> 
             dynamic_axes={"mel": {0: "batch", 2: "frames"}, **{n: cross_axes for n in cross_names}})
         torch.onnx.export(
             dec, (tokens, logits_at, *([past] * (2 * L)), *cross), str(out / "decoder.onnx"), dynamo=False,
-            opset_version=OPSET, input_names=graphs["decoder"]["inputs"],
+            opset_version=OPSET, custom_opsets={"com.microsoft": 1}, input_names=graphs["decoder"]["inputs"],
             output_names=graphs["decoder"]["outputs"], dynamic_axes=dec_axes)
     return graphs
 
