@@ -29,7 +29,7 @@ from .spec import PLAIN, ClipInfo, RunSpec, Workload
 FIELDS = ("first_partial_s", "commit_s")
 MIN_CLIP_S = 20.0
 METHOD = ("edge_asr_bench.streaming: 0.1 s chunks on a simulated real-time clock, step 1.0 s, full 30 s "
-          "encoder window, VAD endpointing, language given")
+          "encoder window (reduced-window probes at utterance starts), VAD endpointing, language given")
 
 
 def _skipped(reason: str) -> dict:

@@ -293,6 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
     li.add_argument("--step", type=float, default=1.0, help="seconds of new audio between updates (default: 1.0)")
     li.add_argument("--encoder-tail", type=float, default=None, metavar="SECONDS",
                     help="reduced encoder window: audio + this much silence instead of 30 s (faster, less accurate)")
+    li.add_argument("--probe-tail", type=float, default=1.0, metavar="SECONDS",
+                    help="at an utterance's start, show first words from a reduced window of the buffer + this much "
+                         "silence (never committed from); 0 turns these probes off (default: 1.0)")
     li.add_argument("--no-vad", action="store_true", help="no VAD endpointing (commit by agreement only)")
     li.add_argument("--hotwords", default=None, help="terms to favour")
     li.add_argument("--initial-prompt", default=None, help="context for the first utterance")

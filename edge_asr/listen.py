@@ -83,7 +83,8 @@ def run_listen(args, model_loader) -> int:
         print(f"edge-asr: error: {e}", file=sys.stderr)
         return 2
     options = StreamingOptions(language=args.language, task=args.task, step_s=args.step,
-                               encoder_tail_s=args.encoder_tail, vad=not args.no_vad, hotwords=args.hotwords,
+                               encoder_tail_s=args.encoder_tail, probe_tail_s=args.probe_tail or None,
+                               vad=not args.no_vad, hotwords=args.hotwords,
                                initial_prompt=args.initial_prompt)
     events: list[StreamEvent] = []
     display = LiveDisplay() if args.output_format == "txt" and not args.output_dir else None

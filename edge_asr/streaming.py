@@ -5,6 +5,9 @@ Policy (whisper_streaming's LocalAgreement with VAD endpointing):
   every ``step_s`` of new audio. Committed text is fed back as the prompt.
 - A word is committed when ``agreement`` consecutive hypotheses agree on it (the longest common
   prefix of their words). Committed text never changes; the rest is tentative.
+- At an utterance's start (nothing tentative) the step is ``first_step_s`` and the decode is a cheap
+  reduced-window "probe" (buffer + ``probe_tail_s`` of silence): its text shows as tentative at once
+  but never counts towards agreement, so commits always come from full 30 s window decodes.
 - Silero VAD endpointing: when the buffer ends in ``endpoint_silence_s`` of silence after speech, the
   whole hypothesis is committed and an end-of-utterance event is emitted. Buffers holding no speech
   are not decoded at all (no hallucinated text, no wasted compute).

@@ -257,3 +257,14 @@ def test_random_tokenizer_has_whisper_vocabulary_layout():
         specials = special_tokens(tok, vocab)
         assert (specials["eot"], specials["sot"], specials["languages"]["en"]) == (50257, 50258, 50259)
         assert specials["timestamp_begin"] == vocab - 1501
+
+
+def test_streaming_bench_settings_parse_to_options():
+    from edge_asr.streaming import StreamingOptions
+    from edge_asr_bench.streaming import parse_settings
+
+    got = parse_settings(["probe_tail_s=none", "first_step_s=0.5", "agreement=3", "vad=false"])
+    assert got == {"probe_tail_s": None, "first_step_s": 0.5, "agreement": 3, "vad": False}
+    StreamingOptions(**got)  # every key is a field
+    with pytest.raises(SystemExit, match="not a StreamingOptions field"):
+        parse_settings(["no_such_field=1"])

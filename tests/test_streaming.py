@@ -171,3 +171,50 @@ def test_listen_file_json_has_events(tiny_model_dir, capsys):
 
     data = json.loads(capsys.readouterr().out)
     assert data["duration"] == pytest.approx(15.52, abs=0.05) and isinstance(data["events"], list)
+
+
+@pytest.mark.slow
+def test_probes_show_first_words_from_a_reduced_window_and_commits_come_from_full_windows(real_model, sample_audio):
+    model = real_model("tiny.en")
+    audio = sample_audio[:16000 * 8]
+    frames: list[int] = []  # mel frames of every encoder call, in order
+    encode = model.backend.encode
+
+    def recording_encode(mel):
+        frames.append(mel.shape[-1])
+        return encode(mel)
+
+    texts = {}
+    for tail in (1.0, None):
+        frames.clear()
+        seen: list[tuple[str, int]] = []  # (event kind, frames of the encode that preceded it)
+        model.backend.encode = recording_encode
+        try:
+            st = StreamingTranscriber(model, StreamingOptions(language="en", probe_tail_s=tail),
+                                      on_event=lambda e: seen.append((e.kind, frames[-1])))
+            for i in range(0, len(audio), 1600):
+                st.feed(audio[i:i + 1600])
+            texts[tail] = st.finish()
+        finally:
+            model.backend.encode = encode
+        if tail is None:
+            assert set(frames) == {3000}  # no probes: every decode is a full 30 s window
+            continue
+        assert st.stats.probes >= 1
+        first_tentative = next(f for kind, f in seen if kind == "tentative")
+        assert first_tentative < 3000  # the first words came from a reduced-window probe
+        assert all(f == 3000 for kind, f in seen if kind == "committed")  # commits: full windows only
+    assert wer(texts[None], texts[1.0]) <= 0.2
+
+
+def test_decoding_stops_at_the_token_cap(tiny_model_dir, sample_audio):
+    """Streaming caps each update's decode (a looping decode must not stall the stream)."""
+    from edge_asr.transcribe import TranscribeOptions, Transcriber
+
+    model = edge_asr.load_model(tiny_model_dir, device="cpu")
+    opts = TranscribeOptions(language="en", temperature=0.0, logprob_threshold=None, no_speech_threshold=None,
+                             compression_ratio_threshold=None, silence_peak_db=None)
+    for cap in (3, 7):
+        segments, _, _ = Transcriber(model.backend, model.tokenizer, opts).run(sample_audio[:16000 * 4], max_windows=1,
+                                                                              sample_len=cap)
+        assert segments and len(segments[0]["result"].tokens) <= cap
