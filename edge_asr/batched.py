@@ -22,10 +22,11 @@ import numpy as np
 
 from .decoding import DecodingOptions, DecodingResult, DecodingTask
 from .errors import DecodingError
-from .features import HOP_LENGTH, N_FRAMES, N_SAMPLES, log_mel_spectrogram
+from .features import FRAMES_PER_SECOND, HOP_LENGTH, N_FRAMES, N_SAMPLES, log_mel_spectrogram
 from .inference import DecoderState, OnnxBackend
 from .tokenizer import Tokenizer
-from .transcribe import SAMPLE_RATE, ProgressCallback, TranscribeOptions, Transcriber, reduced_window_frames
+from .transcribe import (SAMPLE_RATE, ProgressCallback, TranscribeOptions, Transcriber, reduced_window_frames,
+                         token_budget)
 from .vad import VadOptions, get_speech_timestamps
 
 MAX_CHUNK_S = N_SAMPLES / SAMPLE_RATE
@@ -87,14 +88,19 @@ class BatchedTranscriber:
         frames = N_FRAMES if tail is None else reduced_window_frames(max(sizes), tail)
         return np.stack([m[:, :frames] for m in mels]), sizes
 
-    def _decode_batch(self, state: DecoderState, prompt: list[int], language: str) -> list[DecodingResult]:
-        """All windows at the first temperature together; those that need a fallback alone, hotter."""
+    def _decode_batch(self, state: DecoderState, prompt: list[int], language: str, seconds: float
+                      ) -> list[DecodingResult]:
+        """All windows at the first temperature together; those that need a fallback alone, hotter. The
+        batch runs until its last row ends, so one looping row would hold all of them to 224 tokens:
+        decoding stops at the token budget of the longest window (``seconds`` of audio)."""
         seq = self.sequential
-        options = seq.decoding_options(seq.temperatures[0], prompt, None, language)
+        budget = token_budget(seconds)
+        options = seq.decoding_options(seq.temperatures[0], prompt, None, language, budget)
         results = DecodingTask(self.backend, self.tokenizer, options).run(state)
         for i, result in enumerate(results):
             if len(seq.temperatures) > 1 and seq.needs_fallback(result):
-                results[i] = seq.decode_with_fallback(self.backend.select(state, [i]), prompt, None, language, first=1)
+                results[i] = seq.decode_with_fallback(self.backend.select(state, [i]), prompt, None, language, first=1,
+                                                      sample_len=budget)
         return results
 
     def run(self, audio: np.ndarray, batch_size: int, progress: ProgressCallback | None = None
@@ -127,7 +133,7 @@ class BatchedTranscriber:
             mels, sizes = self._mels(audio, batch)
             state = None  # release the previous batch's cross K/V before the encoder allocates new ones
             state = backend.encode(mels)
-            for i, result in enumerate(self._decode_batch(state, prompt, language)):
+            for i, result in enumerate(self._decode_batch(state, prompt, language, max(sizes) / FRAMES_PER_SECOND)):
                 if self.sequential.is_silence(result):
                     continue
                 start, end = batch[i]

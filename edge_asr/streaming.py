@@ -33,11 +33,10 @@ from typing import Callable, Iterator
 import numpy as np
 
 from .audio import SAMPLE_RATE, to_float32, to_mono
-from .transcribe import TranscribeOptions, Transcriber
+from .transcribe import TranscribeOptions, Transcriber, token_budget
 from .vad import SileroVad, default_vad
 
 EVENT_KINDS = ("tentative", "committed", "end_of_utterance", "dropped", "lag")
-TOKENS_PER_SECOND = 12  # decoding cap per second of buffer (fast speech is ~5 words, ~7 tokens, a second)
 
 
 @dataclass(frozen=True)
@@ -391,10 +390,8 @@ class StreamingTranscriber:
             word_timestamps=True, initial_prompt=prompt, hotwords=opt.hotwords, condition_on_previous_text=False,
             encoder_tail_s=encoder_tail_s, logprob_threshold=-1.0, compression_ratio_threshold=None)
         transcriber = Transcriber(self.model.backend, self.model.tokenizer, topts)
-        # A decode that loops (thresholds are off here) would run to 224 tokens, ~1.3 s for base on two
-        # cores, and stall the stream: no speech needs more than ~12 tokens a second.
-        max_tokens = int(TOKENS_PER_SECOND * self._buffer.size / SAMPLE_RATE) + 16
-        segments, language, _ = transcriber.run(self._buffer, max_windows=1, sample_len=max_tokens)
+        segments, language, _ = transcriber.run(self._buffer, max_windows=1,
+                                                sample_len=token_budget(self._buffer.size / SAMPLE_RATE))
         self._language = self._language or language
         repetitive = any(s["result"].compression_ratio > 2.4 for s in segments)
         return [_Word(self._buffer_offset + w["start"], self._buffer_offset + w["end"], w["word"])

@@ -110,6 +110,16 @@ def _get_end(segments: list[dict]) -> float | None:
                 segments[-1]["end"] if segments else None)
 
 
+TOKENS_PER_SECOND = 12  # a token budget per second of audio: fast speech is ~5 words, ~7 tokens, a second
+
+
+def token_budget(seconds: float) -> int:
+    """Most tokens worth decoding for ``seconds`` of audio (timestamps included). A decode that loops
+    (repetition, or text invented after the speech) otherwise runs to the 224-token limit: in streaming
+    that stalls the stream (1.3 s for base on two cores), in a batch every row waits for it."""
+    return int(TOKENS_PER_SECOND * seconds) + 16
+
+
 def reduced_window_frames(audio_frames: int, tail_s: float) -> int:
     """Mel frames the reduced encoder window encodes for ``audio_frames`` of audio: the audio plus
     ``tail_s`` of silence, rounded up to whole seconds (100 frames; even, as the encoder's stride-2 conv
