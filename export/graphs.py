@@ -58,6 +58,15 @@ class _ReshapeAs(torch.autograd.Function):
         return g.op("Reshape", x, g.op("Shape", like))
 
 
+def _reshape_to_leading(g, x, ref, n: int, rest: list[int]):
+    """ONNX: Reshape ``x`` to ``ref``'s first ``n`` dimensions followed by the constant ``rest``
+    (0 copies x's dimension at that index, -1 is inferred)."""
+    lead = g.op("Slice", g.op("Shape", ref), g.op("Constant", value_t=torch.tensor([0])),
+                g.op("Constant", value_t=torch.tensor([n])))
+    tail = g.op("Constant", value_t=torch.tensor(rest, dtype=torch.long))
+    return g.op("Reshape", x, g.op("Concat", lead, tail, axis_i=0))
+
+
 class _GroupRows(torch.autograd.Function):
     """[R, T, D] -> [B, R/B * T, D] with B = ``ref``'s first dimension: the n consecutive rows of each
     window (beams) become one row of n*T queries (Shape, Slice, Concat, Reshape in ONNX)."""
@@ -68,10 +77,7 @@ class _GroupRows(torch.autograd.Function):
 
     @staticmethod
     def symbolic(g, x, ref):
-        first = g.op("Slice", g.op("Shape", ref), g.op("Constant", value_t=torch.tensor([0])),
-                     g.op("Constant", value_t=torch.tensor([1])))
-        rest = g.op("Constant", value_t=torch.tensor([-1, 0], dtype=torch.long))
-        return g.op("Reshape", x, g.op("Concat", first, rest, axis_i=0))
+        return _reshape_to_leading(g, x, ref, 1, [-1, 0])
 
 
 def _heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
@@ -186,10 +192,7 @@ class _SplitRows(torch.autograd.Function):
 
     @staticmethod
     def symbolic(g, x, like):
-        lead = g.op("Slice", g.op("Shape", like), g.op("Constant", value_t=torch.tensor([0])),
-                    g.op("Constant", value_t=torch.tensor([2])))
-        rest = g.op("Constant", value_t=torch.tensor([0, -1], dtype=torch.long))
-        return g.op("Reshape", x, g.op("Concat", lead, rest, axis_i=0))
+        return _reshape_to_leading(g, x, like, 2, [0, -1])
 
 
 def _rows_weights(w, q):
