@@ -9,8 +9,10 @@
 """
 
 from .errors import AudioError, DecodingError, EdgeASRError, ModelError, ModelNotFoundError
+from .fidelity import FidelityError, FidelityReport, FidelityWarning
 from .model import WhisperModel, load_model
 from .providers import ProviderFallbackWarning
+from .quantization import SaturationRiskWarning
 from .results import Segment, TranscriptionResult, Word
 from .transcribe import TranscribeOptions
 from .vad import VadOptions
@@ -19,5 +21,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "load_model", "WhisperModel", "TranscribeOptions", "VadOptions", "TranscriptionResult", "Segment", "Word", "EdgeASRError", "AudioError",
-    "ModelError", "ModelNotFoundError", "DecodingError", "ProviderFallbackWarning", "__version__",
+    "ModelError", "ModelNotFoundError", "DecodingError", "ProviderFallbackWarning", "SaturationRiskWarning", "FidelityError", "FidelityWarning",
+    "FidelityReport", "__version__",
 ]

@@ -14,9 +14,9 @@ from typing import Union
 
 import numpy as np
 
+from .constants import SAMPLE_RATE
 from .errors import AudioError
 
-SAMPLE_RATE = 16000
 
 AudioInput = Union[str, os.PathLike, bytes, bytearray, memoryview, np.ndarray]
 

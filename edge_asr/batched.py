@@ -16,32 +16,18 @@ fallback still applies, per chunk: a chunk that fails the thresholds is re-decod
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import replace
 
 import numpy as np
 
 from .decoding import DecodingOptions, DecodingResult, DecodingTask
 from .errors import DecodingError
-from .features import FRAMES_PER_SECOND, HOP_LENGTH, N_FRAMES, N_SAMPLES, log_mel_spectrogram
+from .constants import FRAMES_PER_SECOND, HOP_LENGTH, N_FRAMES, N_SAMPLES, SAMPLE_RATE
+from .features import log_mel_spectrogram
 from .inference import DecoderState, OnnxBackend
 from .tokenizer import Tokenizer
-from .transcribe import (SAMPLE_RATE, ProgressCallback, TranscribeOptions, Transcriber, reduced_window_frames,
+from .transcribe import (ProgressCallback, TranscribeOptions, Transcriber, reduced_window_frames,
                          token_budget)
-from .vad import VadOptions, get_speech_timestamps
-
-MAX_CHUNK_S = N_SAMPLES / SAMPLE_RATE
-# faster-whisper's batched defaults: split at short pauses, so chunks can be packed up to 30 s.
-BATCH_VAD = VadOptions(max_speech_duration_s=MAX_CHUNK_S, min_silence_duration_ms=160)
-MIN_REMAINDER_S = 1.0  # an undecoded window tail shorter than this is not decoded again
-
-
-def speech_chunks(audio: np.ndarray, vad_options: VadOptions | None = None) -> list[dict]:
-    """Silero VAD's speech chunks, none longer than 30 s."""
-    options = vad_options or BATCH_VAD
-    if options.max_speech_duration_s > MAX_CHUNK_S:
-        options = replace(options, max_speech_duration_s=MAX_CHUNK_S)
-    return get_speech_timestamps(audio, options)
-
+from .vad import MIN_REMAINDER_S, speech_chunks, speech_in
 
 def speech_windows(chunks: list[dict]) -> list[tuple[int, int]]:
     """(start, end) samples of windows of at most 30 s that cover these speech chunks: neighbouring
@@ -54,11 +40,6 @@ def speech_windows(chunks: list[dict]) -> list[tuple[int, int]]:
         else:
             windows.append((start, min(end, start + N_SAMPLES)))
     return windows
-
-
-def _speech_in(chunks: list[dict], start: int, end: int) -> int:
-    """Samples of speech (per the chunks) between start and end."""
-    return sum(max(0, min(end, c["end"]) - max(start, c["start"])) for c in chunks)
 
 
 class BatchedTranscriber:
@@ -119,7 +100,6 @@ class BatchedTranscriber:
                 first = backend.encode(self._mels(audio, windows[:1])[0])
                 langs, probs = DecodingTask(backend, tok, DecodingOptions(task=opt.task)).detect_language(first)
                 language, language_probs = langs[0], probs[0]
-        tok.language = language
         tok.sot_sequence(language, opt.task, not opt.without_timestamps)
         prompt = self.sequential._prompt(tok.encode(" " + opt.initial_prompt.strip()) if opt.initial_prompt else [],
                                          tok.encode(" " + opt.hotwords.strip())[: self.n_ctx // 2 - 1]
@@ -148,7 +128,7 @@ class BatchedTranscriber:
                 if single_ending and current:
                     rest = int(round(current[-1]["end"] * SAMPLE_RATE))
                 if (not opt.without_timestamps and start < rest < end
-                        and _speech_in(chunks, rest, end) >= MIN_REMAINDER_S * SAMPLE_RATE):
+                        and speech_in(chunks, rest, end) >= MIN_REMAINDER_S * SAMPLE_RATE):
                     queue.append((rest, end))
                 # A window's timestamps cannot run past its audio (the decoder may place a final one
                 # in the silence that pads it).

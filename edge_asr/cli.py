@@ -1,4 +1,4 @@
-"""The `edge-asr` command: transcribe, pull, export.
+"""The `edge-asr` command: transcribe, listen, verify, pull, export, bench.
 
 `pull` and `export` need the export extra (torch, transformers, onnx); they import it only when run,
 so `transcribe` works with the runtime alone.
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .errors import EdgeASRError
+from .quantization import DEFAULT_INT8_SCHEME, SCHEMES
 from .registry import DEFAULT_MODEL, DEFAULT_QUANTIZATION, KNOWN_MODELS, QUANTIZATIONS
 from .writers import FORMATS, format_result, write_result
 
@@ -156,6 +157,29 @@ def cmd_listen(args: argparse.Namespace) -> int:
     return run_listen(args, lambda a: load_model(a.model, device=a.compute, threads=a.threads))
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Files (sha256) and fidelity on this machine; exit 0 pass, 1 fail (or warn with --strict), 2 error."""
+    import json
+
+    from .model import load_model
+
+    try:
+        model = load_model(args.model, device=args.device, threads=args.threads, verify="full")
+        report = model.check_fidelity(force=args.force)
+    except EdgeASRError as e:
+        _err(str(e))
+        return 2
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        print(f"{model.manifest.folder}: files match the manifest (sha256)")
+        print(report.summary() + (" [cached verdict]" if report.cached else f" [measured in {report.seconds:.2f} s]"))
+        print(f"  here:    {report.text}")
+        print(f"  PyTorch: {report.reference_text}")
+    failed = report.verdict == "fail" or (args.strict and report.verdict == "warn")
+    return 1 if failed else 0
+
+
 def cmd_pull(args: argparse.Namespace) -> int:
     _import_export()
     from edge_asr_export.exporter import ExportError
@@ -184,7 +208,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         for f in args.validate_audio or []:
             clips.append(Clip(Path(f).name, load_audio(f)))
         folder, report = export_model(args.src, args.output, args.quantize, processor=args.processor,
-                                      name=args.name, clips=clips, force=args.force,
+                                      name=args.name, clips=clips, force=args.force, int8_scheme=args.int8_scheme,
                                       log=lambda m: print(m, file=sys.stderr))
     except (ExportError, ExportValidationError, EdgeASRError) as e:
         _err(str(e))
@@ -215,9 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="execution device; cuda falls back to cpu with a warning when unavailable (default: auto)")
     t.add_argument("--threads", type=int, default=None, help="CPU threads for onnxruntime (default: all cores)")
-    t.add_argument("--verify", default="auto", choices=["auto", "full", "size"],
+    t.add_argument("--verify", default="auto", choices=["auto", "full", "size", "fidelity"],
                    help="model file integrity check: sha256 when files changed (auto), always (full), "
-                        "or sizes only (default: auto)")
+                        "sizes only (size), or auto plus the fidelity check on this machine (fidelity; "
+                        "see edge-asr verify) (default: auto)")
     g = t.add_argument_group("decoding")
     g.add_argument("--language", default=None, help="language code (en, de, ja, ...); default: detect")
     g.add_argument("--task", default="transcribe", choices=["transcribe", "translate"],
@@ -331,8 +356,25 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--validate-audio", nargs="*", metavar="AUDIO",
                    help="extra clips to validate the export on (the bundled sample is always used)")
     e.add_argument("--no-bundled-sample", action="store_true", help=argparse.SUPPRESS)
+    e.add_argument("--int8-scheme", default=DEFAULT_INT8_SCHEME, choices=list(SCHEMES),
+                   help=f"int8 quantization scheme (default: {DEFAULT_INT8_SCHEME}: 7-bit weights, no int16 saturation "
+                        "on any CPU; see README 'int8 on every CPU')")
     e.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
     e.set_defaults(func=cmd_export)
+
+    v = sub.add_parser("verify", help="check a model folder's files and its fidelity to PyTorch on this machine",
+                       description="Check every file's sha256 against the manifest, then decode the folder's "
+                                   "reference clip on this machine and execution provider and compare it with the "
+                                   "PyTorch fp32 reference stored at export: pass, warn or fail. The verdict is "
+                                   "cached per machine, provider and model files. Exit status: 0 pass (or warn), "
+                                   "1 fail (or warn with --strict), 2 the folder cannot be checked.")
+    v.add_argument("model", help="model folder or pulled name")
+    v.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"], help="execution device (default: cpu)")
+    v.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
+    v.add_argument("--force", action="store_true", help="measure again even if a verdict is cached")
+    v.add_argument("--strict", action="store_true", help="exit 1 on warn too")
+    v.add_argument("--json", action="store_true", help="print the report as JSON")
+    v.set_defaults(func=cmd_verify)
 
     # The bench parses its own arguments (edge_asr_bench.cli): prefix_chars without "-" hands every
     # argument, --help included, through untouched.

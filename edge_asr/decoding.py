@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .constants import TIME_PRECISION
 from .errors import DecodingError
 from .inference import DecoderState, OnnxBackend
 from .logit_filters import ApplyTimestampRules, LogitFilter, SuppressBlank, SuppressTokens, log_softmax, logsumexp
@@ -203,7 +204,7 @@ class DecodingTask:
         self.tokenizer = tokenizer
         self.options = options
         self.n_ctx = backend.manifest.dims.n_text_ctx
-        self.time_precision = 0.02  # seconds per timestamp step (30 s / 1500)
+        self.time_precision = TIME_PRECISION  # seconds per timestamp step (30 s / 1500)
 
     def _encode_text(self, value: str | Sequence[int]) -> list[int]:
         if isinstance(value, str):

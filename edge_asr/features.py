@@ -10,12 +10,7 @@ from functools import lru_cache
 
 import numpy as np
 
-N_FFT = 400
-HOP_LENGTH = 160
-CHUNK_LENGTH = 30
-N_SAMPLES = CHUNK_LENGTH * 16000  # 480000 samples in a 30 s window
-N_FRAMES = N_SAMPLES // HOP_LENGTH  # 3000 mel frames in a 30 s window
-FRAMES_PER_SECOND = 16000 // HOP_LENGTH  # 100 mel frames per second
+from .constants import CHUNK_LENGTH, FRAMES_PER_SECOND, HOP_LENGTH, N_FFT, N_FRAMES, N_SAMPLES, SAMPLE_RATE  # noqa: F401
 
 
 def _hz_to_mel(f: np.ndarray) -> np.ndarray:
@@ -34,7 +29,7 @@ def _mel_to_hz(m: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=4)
-def mel_filters(n_mels: int, sample_rate: int = 16000, n_fft: int = N_FFT) -> np.ndarray:
+def mel_filters(n_mels: int, sample_rate: int = SAMPLE_RATE, n_fft: int = N_FFT) -> np.ndarray:
     """Slaney-normalised triangular mel filter bank, shape [n_mels, n_fft // 2 + 1]."""
     fft_freqs = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
     hz = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(sample_rate / 2), n_mels + 2))

@@ -61,6 +61,11 @@ class OnnxBackend:
         self._self_names = [f"self_k_{i}" for i in layers] + [f"self_v_{i}" for i in layers]
         self._new_names = [f"new_self_k_{i}" for i in layers] + [f"new_self_v_{i}" for i in layers]
 
+    @property
+    def providers(self) -> tuple[str, ...]:
+        """The execution providers the decoder session runs on, in priority order."""
+        return tuple(self.decoder.get_providers())
+
     @staticmethod
     def _session(manifest: Manifest, graph: str, config: SessionConfig) -> ort.InferenceSession:
         cache = None

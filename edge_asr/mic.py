@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 
+from .constants import SAMPLE_RATE
 from .errors import EdgeASRError
 
 BLOCK_S = 0.1  # microphone block and file chunk length
@@ -74,7 +75,7 @@ class MicrophoneSource:
     def __init__(self, sink: Callable[[np.ndarray, int], None], device: str | int | None = None, sd=None):
         self.sd = sd or _sounddevice()
         self.index, self.info = resolve_input_device(device, self.sd)
-        self.rate = int(self.info["default_samplerate"]) or 16000
+        self.rate = int(self.info["default_samplerate"]) or SAMPLE_RATE
         self.sink = sink
         self.failed = threading.Event()
         self.error: str | None = None
@@ -117,13 +118,13 @@ class MicrophoneSource:
 def feed_file(samples: np.ndarray, sink: Callable[[np.ndarray, int], None], realtime: bool,
               stop: threading.Event | None = None, chunk_s: float = BLOCK_S) -> None:
     """Feed 16 kHz samples in ``chunk_s`` chunks; at real-time pace when ``realtime``."""
-    step = int(16000 * chunk_s)
+    step = int(SAMPLE_RATE * chunk_s)
     start = time.monotonic()
     for i in range(0, len(samples), step):
         if stop is not None and stop.is_set():
             return
         if realtime:
-            delay = start + i / 16000 - time.monotonic()
+            delay = start + i / SAMPLE_RATE - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-        sink(samples[i:i + step], 16000)
+        sink(samples[i:i + step], SAMPLE_RATE)

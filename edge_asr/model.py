@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
@@ -10,10 +11,12 @@ from typing import Sequence
 from .audio import AudioInput, load_audio
 from .decoding import DecodingOptions, DecodingTask
 from .errors import WORD_TIMESTAMPS_UNAVAILABLE, DecodingError
+from .fidelity import FidelityError, FidelityReport, FidelityWarning, check_fidelity
 from .features import N_SAMPLES, log_mel_spectrogram, pad_or_trim
 from .inference import OnnxBackend
 from .manifest import Manifest, read_manifest, verify_files
 from .providers import SessionConfig, resolve_providers
+from .quantization import warn_if_saturating
 from .registry import resolve_model
 from .results import TranscriptionResult
 from .tokenizer import Tokenizer
@@ -27,6 +30,13 @@ class WhisperModel:
         self.manifest = manifest
         self.tokenizer = Tokenizer(manifest.folder / "tokenizer.json", manifest.tokens, manifest.multilingual)
         self.backend = OnnxBackend(manifest, config)
+        self.fidelity: FidelityReport | None = None  # set by check_fidelity / load_model(verify="fidelity")
+
+    def check_fidelity(self, *, force: bool = False) -> FidelityReport:
+        """Drift of this folder on this machine and execution provider against the PyTorch reference
+        stored at export (edge_asr.fidelity): a pass/warn/fail report, cached per machine."""
+        self.fidelity = check_fidelity(self, force=force)
+        return self.fidelity
 
     @property
     def device(self) -> str:
@@ -84,10 +94,24 @@ def load_model(name_or_path: str | os.PathLike = "base", device: str = "auto", *
     with any onnxruntime provider list. A provider that is unavailable falls back to CPU with a
     :class:`~edge_asr.providers.ProviderFallbackWarning` naming what is missing.
     ``threads``: onnxruntime intra-op threads (default: physical cores).
-    ``verify``: "auto" (sha256 when files changed since the last check), "full" or "size".
+    ``verify``: "auto" (sha256 when files changed since the last check), "full" or "size"; "fidelity"
+    does "auto" and then decodes the folder's reference clip on this machine and provider and compares
+    it with PyTorch (cached per machine): FidelityError when it fails, FidelityWarning when it warns
+    (the report is ``model.fidelity``).
+    An int8 folder of the legacy scheme warns (SaturationRiskWarning) on CPUs where it can saturate.
     """
+    if verify not in ("auto", "full", "size", "fidelity"):
+        raise ValueError(f"verify must be 'auto', 'full', 'size' or 'fidelity', not {verify!r}")
     folder = resolve_model(name_or_path)
     manifest = read_manifest(Path(folder))
-    verify_files(manifest, verify)
+    verify_files(manifest, "auto" if verify == "fidelity" else verify)
+    warn_if_saturating(manifest.raw, manifest.folder)
     config = SessionConfig(providers=resolve_providers(device, providers), threads=threads)
-    return WhisperModel(manifest, config)
+    model = WhisperModel(manifest, config)
+    if verify == "fidelity":
+        report = model.check_fidelity()
+        if report.verdict == "fail":
+            raise FidelityError(f"{manifest.folder}: {report.summary()}")
+        if report.verdict == "warn":
+            warnings.warn(f"{manifest.folder}: {report.summary()}", FidelityWarning, stacklevel=2)
+    return model

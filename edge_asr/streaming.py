@@ -32,7 +32,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, to_float32, to_mono
+from .audio import to_float32, to_mono
+from .constants import SAMPLE_RATE
 from .transcribe import TranscribeOptions, Transcriber, token_budget
 from .vad import SileroVad, default_vad
 

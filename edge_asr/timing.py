@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .constants import ENCODER_FRAMES_PER_SECOND
 from .inference import DecoderState, OnnxBackend
 from .logit_filters import log_softmax
 from .tokenizer import Tokenizer
 
-TOKENS_PER_SECOND = 50  # one encoder frame (two mel frames) per 20 ms
 
 
 @dataclass
@@ -98,12 +98,12 @@ def find_alignment(backend: OnnxBackend, tokenizer: Tokenizer, state: DecoderSta
     matrix = weights.mean(axis=0)[len(sot_seq) - 1: -1]
 
     text_indices, time_indices = dtw(-matrix)
-    words, word_tokens = tokenizer.split_to_word_tokens(text_tokens + [tokenizer.eot])
+    words, word_tokens = tokenizer.split_to_word_tokens(text_tokens + [tokenizer.eot], language)
     if len(word_tokens) <= 1:
         return []  # only <|endoftext|>: nothing to time
     word_boundaries = np.pad(np.cumsum([len(t) for t in word_tokens[:-1]]), (1, 0))
     jumps = np.pad(np.diff(text_indices), (1, 0), constant_values=1).astype(bool)
-    jump_times = time_indices[jumps] / TOKENS_PER_SECOND
+    jump_times = time_indices[jumps] / ENCODER_FRAMES_PER_SECOND
     start_times = jump_times[word_boundaries[:-1]]
     end_times = jump_times[word_boundaries[1:]]
     word_probabilities = [float(np.mean(text_token_probs[i:j])) for i, j in zip(word_boundaries[:-1], word_boundaries[1:])]

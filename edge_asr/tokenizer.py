@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from .constants import TIME_PRECISION
 from .errors import DecodingError
 
 
@@ -27,6 +28,10 @@ class SpecialTokens:
         return cls(**{k: d[k] if k != "languages" else dict(d[k]) for k in cls.__dataclass_fields__})
 
 
+# Languages written without spaces between words: word timing splits them at unicode boundaries.
+NO_SPACE_LANGUAGES = frozenset({"zh", "ja", "th", "lo", "my", "yue"})
+
+
 class Tokenizer:
     """Encodes text, decodes token ids and builds the start-of-transcript prefix."""
 
@@ -36,7 +41,6 @@ class Tokenizer:
         self._tok = _HFTokenizer.from_file(str(path))
         self.special = specials
         self.multilingual = multilingual
-        self.language: str | None = None  # set per transcription; drives word splitting
 
     @property
     def eot(self) -> int:
@@ -91,16 +95,17 @@ class Tokenizer:
             if t >= self.special.timestamp_begin:
                 out.append(self.decode(text))
                 text = []
-                out.append(f"<|{(t - self.special.timestamp_begin) * 0.02:.2f}|>")
+                out.append(f"<|{(t - self.special.timestamp_begin) * TIME_PRECISION:.2f}|>")
             else:
                 text.append(t)
         out.append(self.decode(text))
         return "".join(out)
 
-    def split_to_word_tokens(self, tokens: list[int]) -> tuple[list[str], list[list[int]]]:
+    def split_to_word_tokens(self, tokens: list[int], language: str | None) -> tuple[list[str], list[list[int]]]:
         """Group text tokens into words (openai/whisper's rule): at spaces and punctuation, or at every
-        decodable unicode boundary for languages written without spaces."""
-        if self.language in {"zh", "ja", "th", "lo", "my", "yue"}:
+        decodable unicode boundary for ``language`` when it is written without spaces. The language is
+        an argument, not tokenizer state: one model serves concurrent calls in different languages."""
+        if language in NO_SPACE_LANGUAGES:
             return self._split_on_unicode(tokens)
         return self._split_on_spaces(tokens)
 

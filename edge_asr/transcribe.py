@@ -17,15 +17,14 @@ import numpy as np
 
 from .decoding import DecodingOptions, DecodingResult, DecodingTask
 from .errors import WORD_TIMESTAMPS_UNAVAILABLE, DecodingError
-from .features import FRAMES_PER_SECOND, HOP_LENGTH, N_FRAMES, N_SAMPLES, log_mel_spectrogram, pad_or_trim
+from .constants import FRAMES_PER_SECOND, HOP_LENGTH, INPUT_STRIDE, N_FRAMES, N_SAMPLES, SAMPLE_RATE, TIME_PRECISION
+from .features import log_mel_spectrogram, pad_or_trim
 from .inference import OnnxBackend
 from .results import Segment, TranscriptionResult, Word
 from .tokenizer import Tokenizer
-from .vad import SpeechTimestampsMap, VadOptions, collect_chunks, get_speech_timestamps
+from .vad import (MIN_REMAINDER_S, SpeechTimestampsMap, VadOptions, collect_chunks, get_speech_timestamps,
+                  speech_chunks, speech_in)
 
-INPUT_STRIDE = 2  # mel frames per encoder output frame (= per timestamp step of 0.02 s)
-TIME_PRECISION = 0.02
-SAMPLE_RATE = 16000
 
 ProgressCallback = Callable[[float, float], None]  # (seconds processed, total seconds)
 
@@ -110,14 +109,14 @@ def _get_end(segments: list[dict]) -> float | None:
                 segments[-1]["end"] if segments else None)
 
 
-TOKENS_PER_SECOND = 12  # a token budget per second of audio: fast speech is ~5 words, ~7 tokens, a second
+BUDGET_TOKENS_PER_SECOND = 12  # a token budget per second of audio: fast speech is ~5 words, ~7 tokens, a second
 
 
 def token_budget(seconds: float) -> int:
     """Most tokens worth decoding for ``seconds`` of audio (timestamps included). A decode that loops
     (repetition, or text invented after the speech) otherwise runs to the 224-token limit: in streaming
     that stalls the stream (1.3 s for base on two cores), in a batch every row waits for it."""
-    return int(TOKENS_PER_SECOND * seconds) + 16
+    return int(BUDGET_TOKENS_PER_SECOND * seconds) + 16
 
 
 def reduced_window_frames(audio_frames: int, tail_s: float) -> int:
@@ -252,7 +251,6 @@ class Transcriber:
             first = backend.encode(pad_or_trim(mel[:, :N_FRAMES])[None])
             langs, probs = DecodingTask(backend, tok, DecodingOptions(task=opt.task)).detect_language(first)
             language, language_probs = langs[0], probs[0]
-        tok.language = language
         tok.sot_sequence(language, opt.task, True)  # validates language/task for this model
         hotword_tokens = tok.encode(" " + opt.hotwords.strip())[: self.n_ctx // 2 - 1] if opt.hotwords else []
         history: list[int] = tok.encode(" " + opt.initial_prompt.strip()) if opt.initial_prompt else []
@@ -261,6 +259,7 @@ class Transcriber:
         threshold = opt.hallucination_silence_threshold
         want_words = opt.word_timestamps or threshold is not None
         all_segments: list[dict] = []
+        vad_chunks: list[dict] | None = None  # Silero VAD over the audio, computed once when needed
         seek = 0
         while seek < content_frames and (max_windows is None or windows < max_windows):
             windows += 1
@@ -287,6 +286,17 @@ class Transcriber:
             previous_seek = seek
             current, advance, single_ending = self._split_segments(result, time_offset, segment_size)
             seek += advance
+            if advance == segment_size and current:
+                # Whisper ended the window before its audio did (a lone final timestamp: "nothing more
+                # here") and openai's loop skips the rest of the window. When VAD hears a second or more
+                # of speech after that timestamp the model was wrong, and skipping lost whole sentences
+                # (measured: ~20 % of a long file's words after one such window), so decode from there.
+                rest = round(current[-1]["end"] * FRAMES_PER_SECOND)
+                if previous_seek + FRAMES_PER_SECOND <= rest < seek:
+                    if vad_chunks is None:
+                        vad_chunks = speech_chunks(audio)
+                    if speech_in(vad_chunks, rest * HOP_LENGTH, seek * HOP_LENGTH) >= MIN_REMAINDER_S * SAMPLE_RATE:
+                        seek = rest
             if want_words:
                 from .timing import add_word_timestamps
 

@@ -12,14 +12,15 @@ can skip long silences and still report original timestamps).
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
-SAMPLING_RATE = 16000
+from .constants import SAMPLE_RATE
+
 FRAME_SAMPLES = 512  # one probability per 32 ms frame at 16 kHz
 CONTEXT_SAMPLES = 64  # the streaming model prepends the previous frame's tail; the sequence model wants it explicitly
 STATE_SIZE = 128
@@ -117,10 +118,30 @@ def get_speech_timestamps(audio: np.ndarray, options: VadOptions | None = None,
     return speech_timestamps_from_probs(probs, options, audio.size)
 
 
+# faster-whisper's batched defaults: split at short pauses, so chunks can be packed up to 30 s windows.
+MAX_CHUNK_S = 30.0
+CHUNK_VAD = VadOptions(max_speech_duration_s=MAX_CHUNK_S, min_silence_duration_ms=160)
+# Speech that Whisper skipped (it ended a window early) and that is at least this long is decoded again.
+MIN_REMAINDER_S = 1.0
+
+
+def speech_chunks(audio: np.ndarray, vad_options: VadOptions | None = None) -> list[dict]:
+    """Silero VAD's speech chunks ({"start", "end"} in samples), none longer than 30 s."""
+    options = vad_options or CHUNK_VAD
+    if options.max_speech_duration_s > MAX_CHUNK_S:
+        options = replace(options, max_speech_duration_s=MAX_CHUNK_S)
+    return get_speech_timestamps(audio, options)
+
+
+def speech_in(chunks: list[dict], start: int, end: int) -> int:
+    """Samples of speech (per the chunks) between sample positions start and end."""
+    return sum(max(0, min(end, c["end"]) - max(start, c["start"])) for c in chunks)
+
+
 def speech_timestamps_from_probs(probs: np.ndarray, options: VadOptions, audio_length_samples: int) -> list[dict]:
     """Silero's state machine over per-frame probabilities (use_max_poss_sil_at_max_speech=True,
     min_silence_at_max_speech=98 ms); sample positions at 16 kHz."""
-    sr, window = SAMPLING_RATE, FRAME_SAMPLES
+    sr, window = SAMPLE_RATE, FRAME_SAMPLES
     threshold = options.threshold
     neg_threshold = options.neg_threshold
     if neg_threshold is None:
@@ -219,7 +240,7 @@ def collect_chunks(audio: np.ndarray, chunks: list[dict]) -> np.ndarray:
 class SpeechTimestampsMap:
     """Maps times in the concatenated speech audio (``collect_chunks``) back to the original audio."""
 
-    def __init__(self, chunks: list[dict], sampling_rate: int = SAMPLING_RATE, time_precision: int = 2):
+    def __init__(self, chunks: list[dict], sampling_rate: int = SAMPLE_RATE, time_precision: int = 2):
         self.sampling_rate = sampling_rate
         self.time_precision = time_precision
         self.chunk_end_sample: list[int] = []  # each chunk's end, in concatenated samples

@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Callable
 
 from edge_asr.manifest import FORMAT_NAME, FORMAT_VERSION, MANIFEST, sha256_file
+from edge_asr.quantization import DEFAULT_INT8_SCHEME
 
 from .graphs import default_alignment_heads
 from .onnx_graphs import OPSET, export_graphs, quantize_graph
 from .tokenizer_files import repair_tokenizer_json, special_tokens
+from .reference import bundled_clips, write_reference
 from .validate import Clip, ExportValidationError, validate_folder
 
 
@@ -77,7 +79,8 @@ def _file_table(folder: Path) -> dict[str, dict]:
 
 def export_model(src: str | Path, out: str | Path, quantize: str = "int8", *, processor: str | None = None,
                  name: str | None = None, clips: list[Clip] | None = None, force: bool = False,
-                 word_timestamps: bool = True, log: Callable[[str], None] = print) -> tuple[Path, dict]:
+                 word_timestamps: bool = True, int8_scheme: str = DEFAULT_INT8_SCHEME,
+                 log: Callable[[str], None] = print) -> tuple[Path, dict]:
     """Export ``src`` to the model folder ``out``; return (folder, validation report).
 
     The folder appears only once complete and validated (it is built beside ``out`` and renamed), so an
@@ -118,8 +121,8 @@ def export_model(src: str | Path, out: str | Path, quantize: str = "int8", *, pr
             if quantize == "fp32":
                 shutil.move(str(fp32_dir / g["file"]), final / g["file"])
             else:
-                log(f"quantizing {g['file']} ({quantize})")
-                quantize_graph(fp32_dir / g["file"], final / g["file"], quantize)
+                log(f"quantizing {g['file']} ({quantize}{', ' + int8_scheme if quantize == 'int8' else ''})")
+                quantize_graph(fp32_dir / g["file"], final / g["file"], quantize, int8_scheme)
         shutil.rmtree(fp32_dir)
         (final / "tokenizer.json").write_text(json.dumps(tok_data, ensure_ascii=False), encoding="utf-8")
         suppress = [int(t) for t in (getattr(gen, "suppress_tokens", None) or [])]
@@ -130,6 +133,7 @@ def export_model(src: str | Path, out: str | Path, quantize: str = "int8", *, pr
             "name": name or Path(str(src)).name,
             "source": str(src),
             "quantization": quantize,
+            **({"quantization_scheme": int8_scheme} if quantize == "int8" else {}),
             "dims": {
                 "n_mels": cfg.num_mel_bins, "n_audio_ctx": cfg.max_source_positions,
                 "n_text_ctx": cfg.max_target_positions, "d_model": cfg.d_model,
@@ -153,6 +157,9 @@ def export_model(src: str | Path, out: str | Path, quantize: str = "int8", *, pr
             manifest["files"] = _file_table(final)
             (final / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
 
+        write_manifest()
+        log("computing the fidelity reference (PyTorch fp32 on the bundled clip)")
+        manifest["fidelity"] = write_reference(model, final, bundled_clips()[0])
         write_manifest()
         if clips:
             log(f"validating against PyTorch on {len(clips)} clip(s)")
@@ -178,5 +185,38 @@ def export_model(src: str | Path, out: str | Path, quantize: str = "int8", *, pr
             shutil.rmtree(out)
         shutil.move(str(final), out)
         return out, report
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def requantize_folder(fp32_folder: str | Path, out: str | Path, scheme: str = DEFAULT_INT8_SCHEME, *,
+                      force: bool = False) -> Path:
+    """An int8 folder of ``scheme`` from an fp32 model folder (no PyTorch needed): the graphs are
+    quantized, every other file is copied, the manifest records the scheme. Used to compare schemes on
+    the same fp32 graphs; ``validation.json`` stays the fp32 folder's (it says so)."""
+    from edge_asr.manifest import read_manifest
+
+    src = read_manifest(Path(fp32_folder))
+    if src.quantization != "fp32":
+        raise ExportError(f"{fp32_folder} is {src.quantization}; requantizing needs an fp32 folder")
+    out = Path(out).expanduser().resolve()
+    if out.exists() and not force:
+        raise ExportError(f"{out} exists; pass force=True to replace it")
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        graph_files = {g["file"] for g in src.graphs.values()}
+        for f in src.folder.iterdir():
+            if f.name in graph_files:
+                quantize_graph(f, work / f.name, "int8", scheme)
+            elif f.is_file() and f.name != MANIFEST and not f.name.startswith("."):
+                shutil.copy2(f, work / f.name)
+        manifest = dict(src.raw, quantization="int8", quantization_scheme=scheme,
+                        source=f"{src.raw.get('source')} (requantized from {src.folder})")
+        manifest["files"] = _file_table(work)
+        (work / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        if out.exists():
+            shutil.rmtree(out)
+        shutil.move(str(work), out)
+        return out
     finally:
         shutil.rmtree(work, ignore_errors=True)

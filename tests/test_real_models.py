@@ -102,3 +102,47 @@ def test_segment_and_word_times_agree_with_transformers(pulled, real_cache, shar
                                          for s in timed.segments for w in s.words], hf_words, "word")
     assert len(seg_d) >= 2 * len(clips) and len(word_d) >= 100
     assert np.median(seg_d) <= 0.2 and np.median(word_d) <= 0.2
+
+
+@pytest.mark.parametrize("name", ["tiny.en", "base"])
+def test_int8_weights_cannot_saturate_and_pass_fidelity_here(pulled, name):
+    """Structural (the int8 weights' range), then the on-machine fidelity check against PyTorch."""
+    import edge_asr
+    from edge_asr.quantization import pair_sum_fits_int16
+    from edge_asr_export.onnx_graphs import int8_weight_ranges
+
+    folder = pulled(name, "int8")
+    for graph in ("encoder.onnx", "decoder.onnx"):
+        signed = [r for dtype, r in int8_weight_ranges(folder / graph).values() if dtype == "int8"]
+        assert signed and pair_sum_fits_int16(max(signed))
+    model = edge_asr.load_model(folder, device="cpu", verify="fidelity")
+    print(model.fidelity.summary())
+    assert model.fidelity.verdict == "pass", model.fidelity.summary()
+
+
+# Long-form (>= 3 min made of the English clips; errors compound across 30 s windows, short clips hide
+# that). int8 is compared with fp32 of the same export, on whatever CPU runs the test: the 7-bit int8
+# scheme's integer products are exact on every kernel, so the gap does not depend on the CPU class.
+# Measured (benchmarks/results/quantization-*.json): tiny.en greedy fp32 vs int8 within 1 point; the
+# legacy scheme on an AVX2-only CPU was 3.7 points worse.
+INT8_LONG_FORM_MAX_WER_ABOVE_FP32 = 0.02
+
+
+def test_int8_long_form_stays_close_to_fp32(pulled, shared_manifest):
+    import edge_asr
+    from edge_asr_bench.corpus import read_manifest
+    from edge_asr_bench.quantization import long_english
+    from edge_asr_bench.corpus import error_rate
+
+    clips = [c for c in read_manifest(SHARED_AUDIO / "manifest.jsonl") if c.language == "en"]
+    audio, text, _ = long_english(clips, 180.0)
+    assert len(audio) >= 180 * 16000
+    wer = {}
+    for quant in ("fp32", "int8"):
+        model = edge_asr.load_model(pulled("tiny.en", quant), device="cpu")
+        result = model.transcribe(audio, language="en")
+        assert result.segments[-1].end > result.duration - 10  # reached the end
+        wer[quant] = error_rate("en", [text], [result.text])["value"]
+    print(f"tiny.en long-form WER: {wer}")
+    assert wer["fp32"] < 0.15
+    assert wer["int8"] <= wer["fp32"] + INT8_LONG_FORM_MAX_WER_ABOVE_FP32
