@@ -70,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     a = p.add_argument_group("axes")
     a.add_argument("--models", "-m", help="pulled names and/or model folders, comma separated (default: tiny.en,base)")
     a.add_argument("--quant", "-q", help="precisions for pulled names: int8,fp32,fp16 (default: int8,fp32)")
-    a.add_argument("--provider", default="cpu", help="cpu, cuda or onnxruntime provider names, comma separated")
+    a.add_argument("--device", "--provider", dest="provider", default="cpu",
+                   help="execution devices: cpu, cuda or onnxruntime provider names, comma separated (default: cpu)")
     a.add_argument("--threads", default="2", help="onnxruntime / CTranslate2 threads, comma separated (default: 2)")
     a.add_argument("--decoding", help=f"{','.join(DECODINGS)} (default: both)")
     a.add_argument("--edge-modes", default=PLAIN, metavar="MODES",

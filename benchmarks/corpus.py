@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import BenchConfigError
 from .spec import ClipInfo, Workload
 
 SR = 16000
@@ -81,11 +82,11 @@ def prepare_workload(manifest: Path | None, work_dir: Path, long_seconds: float 
         source = "bundled sample (no manifest found)"
     english = [c for c in clips if c.language == "en"]
     if not english:
-        raise ValueError(f"no English clip with an exact transcript in {source}")
+        raise BenchConfigError(f"no English clip with an exact transcript in {source}")
     if short_id:
         matches = [c for c in clips if c.id == short_id]
         if not matches:
-            raise ValueError(f"no clip {short_id!r} in {source}")
+            raise BenchConfigError(f"no clip {short_id!r} in {source}")
         short = matches[0]
     else:
         under = [c for c in english if c.duration_s < 30] or english

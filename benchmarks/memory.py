@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import BenchRunError
 from .corpus import GAP_S, SR, default_manifest, load_clip_audio, read_manifest
 from .report import save_json
 
@@ -64,7 +65,7 @@ def run_child(code: str, model: str, audio: str, threads: int) -> dict:
     wall = time.perf_counter() - t0
     out, err = proc.stdout.read(), proc.stderr.read()
     if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"child failed for {model} on {audio}: {err.strip()[-500:]}")
+        raise BenchRunError(f"child failed for {model} on {audio}: {err.strip()[-500:]}")
     first = out.splitlines()[0].split()
     return {"peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "load_s": float(first[1]),
             "transcribe_s": float(first[3]), "process_wall_s": round(wall, 3),

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .errors import BenchRunError
 from .spec import approx_params_m
 
 PROTOBUF_LIMIT = 2**31  # bytes: protobuf's hard limit for one serialised message (one .onnx file)
@@ -142,7 +143,7 @@ def build(name: str, quant: str, root: Path, log: Callable[[str], None] = print)
     size = SIZES[name]
     blocker = export_blocker(size, quant)
     if blocker:
-        raise RuntimeError(blocker)
+        raise BenchRunError(blocker)
     out = random_folder(root, name, quant)
     if (out / "manifest.json").is_file():
         return out

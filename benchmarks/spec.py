@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from .errors import BenchConfigError
+
 SYSTEMS = ("edge-asr", "faster-whisper", "transformers")
 DECODINGS = ("greedy", "beam5")
 RANDOM_LABEL = "random weights, latency only"
@@ -40,7 +42,7 @@ def parse_mode(mode: str, system: str = "edge-asr") -> dict:
         except ValueError:
             known = "plain, tailX, batchN or batchN+tailX" if system == "edge-asr" else \
                 ("plain or batchN" if system == "faster-whisper" else "plain")
-            raise ValueError(f"unknown {system} mode {mode!r} (known: {known}; N >= 2, 0 <= X <= 30)") from None
+            raise BenchConfigError(f"unknown {system} mode {mode!r} (known: {known}; N >= 2, 0 <= X <= 30)") from None
     return out
 
 

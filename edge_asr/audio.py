@@ -15,7 +15,7 @@ from typing import Union
 import numpy as np
 
 from .constants import SAMPLE_RATE
-from .errors import AudioError
+from .errors import AudioError, AudioTypeError
 
 
 AudioInput = Union[str, os.PathLike, bytes, bytearray, memoryview, np.ndarray]
@@ -129,7 +129,7 @@ def load_audio(source: AudioInput, sample_rate: int | None = None) -> np.ndarray
         data, rate = _decode(str(path), name)
         samples = to_mono(data)
     else:
-        raise TypeError(f"audio must be a path, bytes or a numpy array, not {type(source).__name__}")
+        raise AudioTypeError(f"audio must be a path, bytes or a numpy array, not {type(source).__name__}")
     if samples.size == 0:
         raise AudioError(f"{name} contains no samples")
     if not np.all(np.isfinite(samples)):

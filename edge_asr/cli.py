@@ -154,7 +154,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
     from .listen import run_listen
     from .model import load_model
 
-    return run_listen(args, lambda a: load_model(a.model, device=a.compute, threads=a.threads))
+    return run_listen(args, lambda a: load_model(a.model, device=a.device, threads=a.threads))
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -306,10 +306,11 @@ def build_parser() -> argparse.ArgumentParser:
                                     "With --file, a file is fed through the same streaming path (at real-time "
                                     "pace with --realtime, else as fast as possible).")
     li.add_argument("--model", "-m", default=DEFAULT_MODEL, help=f"model folder or pulled name (default: {DEFAULT_MODEL})")
-    li.add_argument("--device", default=None,
-                    help="input device index or part of its name (default: the system default input)")
+    li.add_argument("--input-device", default=None,
+                    help="microphone: input device index or part of its name (default: the system default input)")
     li.add_argument("--list-devices", action="store_true", help="list input devices and exit")
-    li.add_argument("--compute", default="auto", choices=["auto", "cpu", "cuda"], help="execution device")
+    li.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                    help="execution device, as in transcribe (default: auto)")
     li.add_argument("--threads", type=int, default=None, help="CPU threads for onnxruntime")
     li.add_argument("--file", default=None, metavar="AUDIO", help="stream this file instead of the microphone")
     li.add_argument("--realtime", action="store_true", help="with --file: feed at real-time pace")

@@ -4,23 +4,41 @@ from __future__ import annotations
 
 
 class EdgeASRError(Exception):
-    """Base class of every error edge-asr raises on purpose."""
+    """Base class of every error edge-asr raises on purpose. Each concrete error also derives from the
+    builtin it means (ValueError, FileNotFoundError, RuntimeError, TypeError), so code that catches
+    builtins keeps working."""
 
 
-class AudioError(EdgeASRError):
+class AudioError(EdgeASRError, ValueError):
     """The audio could not be read: missing, empty, corrupt, or in a format no decoder handles."""
 
 
-class ModelError(EdgeASRError):
+class AudioTypeError(AudioError, TypeError):
+    """The audio argument is of a type edge-asr cannot read (not a path, bytes or an array)."""
+
+
+class ModelError(EdgeASRError, ValueError):
     """A model folder is missing, incomplete, corrupt or of an unsupported format version."""
 
 
-class ModelNotFoundError(ModelError):
+class ModelNotFoundError(ModelError, FileNotFoundError):
     """A model name or path resolves to no model folder."""
 
 
-class DecodingError(EdgeASRError):
+class DecodingError(EdgeASRError, ValueError):
     """Options that the model cannot honour (e.g. a language an English-only model lacks)."""
+
+
+class OptionError(EdgeASRError, ValueError):
+    """An argument outside its valid values (a device name, a verify mode, a writer option)."""
+
+
+class UnknownOptionError(EdgeASRError, TypeError):
+    """An option name that does not exist (a misspelt keyword)."""
+
+
+class StreamError(EdgeASRError, RuntimeError):
+    """A streaming session used wrongly (fed after finish, sample rate changed mid-stream)."""
 
 
 WORD_TIMESTAMPS_UNAVAILABLE = ("word timestamps are unavailable for this model folder: it was exported without "

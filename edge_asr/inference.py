@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnxruntime as ort
 
+from .errors import WORD_TIMESTAMPS_UNAVAILABLE, DecodingError
 from .manifest import Manifest
 from .providers import GraphPolicy, SessionConfig, create_session
 from .registry import cache_dir
@@ -114,7 +115,7 @@ class OnnxBackend:
         """Like decode, plus the alignment heads' cross-attention weights [B, heads, T, frames] (softmax
         over all encoder frames). Needs a folder exported with word-timestamp support."""
         if not self.has_alignment:
-            raise RuntimeError("this model folder has no alignment_attn output")
+            raise DecodingError(WORD_TIMESTAMPS_UNAVAILABLE)
         return self._decode(tokens, state, logits_at, alignment=True)
 
     def _decode(self, tokens: np.ndarray, state: DecoderState, logits_at, alignment: bool):

@@ -100,7 +100,7 @@ def run_listen(args, model_loader) -> int:
         if samples is not None:
             feed_file(samples, stream.feed, realtime=args.realtime, stop=stop)
         else:
-            source = MicrophoneSource(stream.feed, device=args.device).start()
+            source = MicrophoneSource(stream.feed, device=args.input_device).start()
             print(f"listening on {source.info['name']} (Ctrl-C to stop)", file=sys.stderr)
             while not stop.is_set() and not source.failed.is_set():
                 time.sleep(0.05)

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ModelError, ModelNotFoundError
+from .errors import ModelError, ModelNotFoundError, OptionError
 from .tokenizer import SpecialTokens
 
 FORMAT_NAME = "edge-asr-model"
@@ -113,7 +113,7 @@ def verify_files(manifest: Manifest, mode: str = "auto") -> None:
     writable), so loading stays fast. "size": existence and size only.
     """
     if mode not in ("auto", "full", "size"):
-        raise ValueError(f"verify must be 'auto', 'full' or 'size', not {mode!r}")
+        raise OptionError(f"verify must be 'auto', 'full' or 'size', not {mode!r}")
     folder = manifest.folder
     stamp_path = folder / _VERIFIED_STAMP
     stamp: dict = {}

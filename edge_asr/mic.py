@@ -19,7 +19,7 @@ from .errors import EdgeASRError
 BLOCK_S = 0.1  # microphone block and file chunk length
 
 
-class MicrophoneError(EdgeASRError):
+class MicrophoneError(EdgeASRError, OSError):
     """No usable input device, PortAudio missing, or the device failed mid-session."""
 
 

@@ -10,7 +10,7 @@ from typing import Sequence
 
 from .audio import AudioInput, load_audio
 from .decoding import DecodingOptions, DecodingTask
-from .errors import WORD_TIMESTAMPS_UNAVAILABLE, DecodingError
+from .errors import WORD_TIMESTAMPS_UNAVAILABLE, DecodingError, OptionError, UnknownOptionError
 from .fidelity import FidelityError, FidelityReport, FidelityWarning, check_fidelity
 from .features import N_SAMPLES, log_mel_spectrogram, pad_or_trim
 from .inference import OnnxBackend
@@ -59,7 +59,7 @@ class WhisperModel:
         """
         unknown = set(option_overrides) - TranscribeOptions.names()
         if unknown:
-            raise TypeError(f"unknown transcribe option(s): {', '.join(sorted(unknown))}; "
+            raise UnknownOptionError(f"unknown transcribe option(s): {', '.join(sorted(unknown))}; "
                             f"valid: {', '.join(sorted(TranscribeOptions.names()))}")
         opts = replace(options or TranscribeOptions(), **option_overrides)
         self.check_options(opts)  # before the (possibly long) audio decode, so mistakes fail fast
@@ -101,7 +101,7 @@ def load_model(name_or_path: str | os.PathLike = "base", device: str = "auto", *
     An int8 folder of the legacy scheme warns (SaturationRiskWarning) on CPUs where it can saturate.
     """
     if verify not in ("auto", "full", "size", "fidelity"):
-        raise ValueError(f"verify must be 'auto', 'full', 'size' or 'fidelity', not {verify!r}")
+        raise OptionError(f"verify must be 'auto', 'full', 'size' or 'fidelity', not {verify!r}")
     folder = resolve_model(name_or_path)
     manifest = read_manifest(Path(folder))
     verify_files(manifest, "auto" if verify == "fidelity" else verify)

@@ -11,6 +11,8 @@ from typing import Sequence
 
 import onnxruntime as ort
 
+from .errors import OptionError
+
 log = logging.getLogger("edge_asr")
 
 _DEVICE_PROVIDERS = {
@@ -46,7 +48,7 @@ def resolve_providers(device: str = "auto", providers: Sequence[str] | None = No
     elif device in _DEVICE_PROVIDERS:
         wanted = _DEVICE_PROVIDERS[device]
     else:
-        raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', not {device!r}")
+        raise OptionError(f"device must be 'cpu', 'cuda' or 'auto', not {device!r}")
     usable = [p for p in wanted if p in available]
     missing = [p for p in wanted if p not in available]
     if missing:

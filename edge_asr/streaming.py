@@ -34,6 +34,7 @@ import numpy as np
 
 from .audio import to_float32, to_mono
 from .constants import SAMPLE_RATE
+from .errors import StreamError
 from .transcribe import TranscribeOptions, Transcriber, token_budget
 from .vad import SileroVad, default_vad
 
@@ -153,11 +154,11 @@ class StreamingTranscriber:
     def feed(self, chunk, sample_rate: int = SAMPLE_RATE) -> None:
         """Queue PCM samples (any dtype, mono or (frames, channels), any rate, any chunk size)."""
         if self._closed:
-            raise RuntimeError("the stream is finished; create a new StreamingTranscriber")
+            raise StreamError("the stream is finished; create a new StreamingTranscriber")
         samples = to_mono(to_float32(np.asarray(chunk)))
         if sample_rate != SAMPLE_RATE:
             if self._in_rate not in (None, sample_rate):
-                raise ValueError(f"sample rate changed mid-stream ({self._in_rate} -> {sample_rate})")
+                raise StreamError(f"sample rate changed mid-stream ({self._in_rate} -> {sample_rate})")
             if self._resampler is None:
                 import soxr
 

@@ -20,6 +20,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .constants import SAMPLE_RATE
+from .errors import AudioError, OptionError
 
 FRAME_SAMPLES = 512  # one probability per 32 ms frame at 16 kHz
 CONTEXT_SAMPLES = 64  # the streaming model prepends the previous frame's tail; the sequence model wants it explicitly
@@ -53,7 +54,7 @@ class VadOptions:
 def _as_audio(audio: np.ndarray) -> np.ndarray:
     audio = np.asarray(audio)
     if audio.ndim != 1:
-        raise ValueError(f"VAD needs 16 kHz mono audio as a 1-D array, got shape {audio.shape}")
+        raise AudioError(f"VAD needs 16 kHz mono audio as a 1-D array, got shape {audio.shape}")
     return np.ascontiguousarray(audio, dtype=np.float32)
 
 
@@ -80,7 +81,7 @@ class SileroVad:
         frame (the last frame zero-padded). ``max_frames`` (frames per ONNX call) does not change the result."""
         audio = _as_audio(audio)
         if max_frames < 1:
-            raise ValueError("max_frames must be >= 1")
+            raise OptionError("max_frames must be >= 1")
         n_frames = -(-audio.size // FRAME_SAMPLES)
         probs = np.empty(n_frames, dtype=np.float32)
         h = np.zeros((1, 1, STATE_SIZE), dtype=np.float32)

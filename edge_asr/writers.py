@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from .errors import OptionError
 from .results import TranscriptionResult
 
 FORMATS = ("txt", "json", "srt", "vtt", "tsv")
@@ -25,7 +26,7 @@ _Timing = tuple[float, float, str]  # one word of a cue: start, end, text (leadi
 def format_timestamp(seconds: float, always_include_hours: bool = False, decimal_marker: str = ".") -> str:
     """``[HH:]MM:SS<marker>mmm`` like openai/whisper: hours only when asked for or nonzero."""
     if not seconds >= 0:
-        raise ValueError(f"non-negative timestamp expected, got {seconds!r}")
+        raise OptionError(f"non-negative timestamp expected, got {seconds!r}")
     ms = round(seconds * 1000.0)
     hours, ms = divmod(ms, 3_600_000)
     minutes, ms = divmod(ms, 60_000)
@@ -88,9 +89,9 @@ def subtitle_cues(result: TranscriptionResult, always_include_hours: bool = Fals
     ``highlight_words`` is set; otherwise one cue per segment (``max_line_count`` needs a width).
     """
     if max_line_width is not None and max_line_width < 1:
-        raise ValueError(f"max_line_width must be at least 1, got {max_line_width}")
+        raise OptionError(f"max_line_width must be at least 1, got {max_line_width}")
     if max_line_count is not None and max_line_count < 1:
-        raise ValueError(f"max_line_count must be at least 1, got {max_line_count}")
+        raise OptionError(f"max_line_count must be at least 1, got {max_line_count}")
 
     def ts(seconds: float) -> str:
         return format_timestamp(seconds, always_include_hours, decimal_marker)
@@ -159,7 +160,7 @@ def format_result(result: TranscriptionResult, fmt: str, source: str | None = No
     if fmt in SUBTITLE_FORMATS:
         options = dict(max_line_width=max_line_width, max_line_count=max_line_count, highlight_words=highlight_words)
         return format_srt(result, **options) if fmt == "srt" else format_vtt(result, **options)
-    raise ValueError(f"unknown output format {fmt!r}; choose from {', '.join(FORMATS)}")
+    raise OptionError(f"unknown output format {fmt!r}; choose from {', '.join(FORMATS)}")
 
 
 def output_path(audio: str, output_dir: Path, fmt: str) -> Path:

@@ -5,9 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from edge_asr.errors import EdgeASRError
+
 from .ct2 import ct2_to_hf_state_dict, hf_config_dict, model_bin_parts, read_model_bin
 from .tokenizer_files import repair_tokenizer_json, special_tokens, write_hf_tokenizer
 
+
+
+class CheckpointError(EdgeASRError, ValueError):
+    """A CTranslate2 folder that is not a Whisper model, or whose tensors do not map onto transformers'."""
 
 def generation_config_dict(specials: dict, alignment_heads: list, suppress: list, begin_suppress: list,
                            max_length: int) -> dict:
@@ -42,7 +48,7 @@ def import_ct2(src: Path, out: Path) -> Path:
     ct2_cfg = json.loads((src / "config.json").read_text())
     spec, variables = read_model_bin(model_bin_parts(src))
     if spec != "WhisperSpec":
-        raise ValueError(f"{src} holds a CTranslate2 {spec!r} model, not Whisper")
+        raise CheckpointError(f"{src} holds a CTranslate2 {spec!r} model, not Whisper")
     cfg_kwargs = hf_config_dict(variables, ct2_cfg)
     tok, repairs = repair_tokenizer_json(json.loads((src / "tokenizer.json").read_text(encoding="utf-8")))
     specials = special_tokens(tok, cfg_kwargs["vocab_size"])
@@ -58,7 +64,7 @@ def import_ct2(src: Path, out: Path) -> Path:
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [m for m in missing if m != "proj_out.weight"]  # tied to the embedding
     if missing or unexpected:
-        raise ValueError(f"CTranslate2 import mismatch: missing {missing}, unexpected {unexpected}")
+        raise CheckpointError(f"CTranslate2 import mismatch: missing {missing}, unexpected {unexpected}")
     model.save_pretrained(out)
     gen = generation_config_dict(specials, ct2_cfg.get("alignment_heads", []), cfg_kwargs["suppress_tokens"],
                                  cfg_kwargs["begin_suppress_tokens"], config.max_target_positions)

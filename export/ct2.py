@@ -16,6 +16,8 @@ from typing import BinaryIO, Iterable
 
 import numpy as np
 
+from edge_asr.errors import ModelNotFoundError
+
 _DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16, 5: None}  # 5: bf16
 
 
@@ -54,7 +56,7 @@ def model_bin_parts(folder: Path) -> list[Path]:
         return [single]
     parts = sorted(folder.glob("model.bin.part*"), key=lambda p: int(p.suffix.removeprefix(".part")))
     if not parts:
-        raise FileNotFoundError(f"no model.bin (or model.bin.partN) in {folder}")
+        raise ModelNotFoundError(f"no model.bin (or model.bin.partN) in {folder}")
     return parts
 
 

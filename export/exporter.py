@@ -11,6 +11,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
+from edge_asr.errors import EdgeASRError
 from edge_asr.manifest import FORMAT_NAME, FORMAT_VERSION, MANIFEST, sha256_file
 from edge_asr.quantization import DEFAULT_INT8_SCHEME
 
@@ -21,7 +22,7 @@ from .reference import bundled_clips, write_reference
 from .validate import Clip, ExportValidationError, validate_folder
 
 
-class ExportError(RuntimeError):
+class ExportError(EdgeASRError, RuntimeError):
     """The checkpoint cannot be exported (missing files, not a Whisper model ...)."""
 
 

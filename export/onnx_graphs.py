@@ -5,6 +5,8 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+from edge_asr.errors import OptionError
+
 OPSET = 17
 
 
@@ -74,7 +76,7 @@ def quantize_graph(src: Path, dst: Path, quantization: str, scheme: str | None =
 
         spec = SCHEMES.get(scheme or DEFAULT_INT8_SCHEME)
         if spec is None:
-            raise ValueError(f"unknown int8 scheme {scheme!r}; known: {', '.join(SCHEMES)}")
+            raise OptionError(f"unknown int8 scheme {scheme!r}; known: {', '.join(SCHEMES)}")
         # The quantizer logs a generic "consider pre-processing" advice on the root logger; it does not
         # apply to dynamic quantization of these graphs.
         root = logging.getLogger()
@@ -98,7 +100,7 @@ def quantize_graph(src: Path, dst: Path, quantization: str, scheme: str | None =
         # Keep graph inputs/outputs fp32 so the runtime feeds the same arrays whatever the precision.
         onnx.save(convert_float_to_float16(model, keep_io_types=True), str(dst))
     else:
-        raise ValueError(f"unknown quantization {quantization!r}")
+        raise OptionError(f"unknown quantization {quantization!r}")
 
 
 def int8_weight_ranges(path: Path) -> dict[str, tuple[str, int]]:

@@ -13,13 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_asr.errors import EdgeASRError
+
 # fp32 tolerances: ONNX Runtime and PyTorch kernels differ in summation order only.
 FP32_ENCODER_TOL = 1e-2
 FP32_LOGITS_TOL = 5e-2
 VALIDATION_MAX_TOKENS = 96
 
 
-class ExportValidationError(RuntimeError):
+class ExportValidationError(EdgeASRError, RuntimeError):
     """The exported graphs do not reproduce the PyTorch model."""
 
 
