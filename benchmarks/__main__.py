@@ -1,5 +1,5 @@
-"""`python -m edge_asr_bench` runs the same bench as `edge-asr bench`."""
+"""`python -m edge_asr_bench [COMMAND] ...` is `edge-asr bench [COMMAND] ...` (commands.py)."""
 
-from .cli import main
+from .commands import main
 
 raise SystemExit(main())

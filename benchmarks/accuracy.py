@@ -1,6 +1,6 @@
 """Word error rate of edge-asr model folders next to transformers (PyTorch fp32) on the same clips.
 
-    python -m edge_asr_bench.accuracy --manifest ../shared/audio/manifest.jsonl \
+    edge-asr bench accuracy --manifest ../shared/audio/manifest.jsonl \
         --model tiny.en=~/.cache/edge-asr/models/tiny.en-int8 --hf tiny.en=~/.cache/edge-asr/sources/tiny.en-transformers
 
 Clips: English (`language == "en"`), `text_quality == "exact"`, at most --max-seconds long (transformers'
@@ -65,9 +65,10 @@ def transcribe_hf(checkpoint: str | Path, clips: list[ClipRef], threads: int = 1
 
 
 def main(argv: list[str] | None = None) -> int:
-    from edge_asr_export.validate import word_error_rate
+    from edge_asr.scoring import word_error_rate
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="edge-asr bench accuracy", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--manifest", required=True, type=Path)
     p.add_argument("--model", action="append", default=[], metavar="LABEL=FOLDER", help="edge-asr model folder")
     p.add_argument("--hf", action="append", default=[], metavar="LABEL=CHECKPOINT", help="transformers checkpoint")

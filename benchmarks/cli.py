@@ -1,5 +1,7 @@
-"""`edge-asr bench` (also `python -m edge_asr_bench`): latency, real-time factor, memory and accuracy per
-configuration, side by side with faster-whisper and transformers on the same weights.
+"""`edge-asr bench run` (also `edge-asr bench` followed by options, `python -m edge_asr_bench.cli`): latency,
+real-time factor, memory and accuracy per configuration, side by side with faster-whisper and transformers
+on the same weights. The other benches are `edge-asr bench accuracy|quality|streaming|memory|quantization`
+(commands.py).
 
     edge-asr bench                                   # tiny.en and base, int8 and fp32, greedy and beam 5
     edge-asr bench --quick                           # smoke run: tiny.en int8 greedy, short settings
@@ -65,7 +67,7 @@ def _modes(value: str, system: str, flag: str) -> tuple[str, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edge-asr bench", description=__doc__,
+    p = argparse.ArgumentParser(prog="edge-asr bench run", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     a = p.add_argument_group("axes")
     a.add_argument("--models", "-m", help="pulled names and/or model folders, comma separated (default: tiny.en,base)")

@@ -6,8 +6,9 @@
 - The long file is the English exact clips concatenated in manifest order with short silences between
   (a real recording would be better; these are the real speech we have), so its transcript is known.
 - Without a manifest the bench still runs, on the bundled sample (edge_asr/assets/sample.flac).
-- Scoring: English WER after the Whisper English text normalizer (whisper-normalizer package); other
-  languages WER after Whisper's basic normalizer; languages written without spaces CER (spaces removed).
+- Scoring (``edge_asr.scoring.error_rate``): English WER after the Whisper English text normalizer
+  (whisper-normalizer package); other languages WER after Whisper's basic normalizer; languages written
+  without spaces CER (spaces removed).
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_asr.scoring import NO_SPACE_LANGUAGES, error_rate  # noqa: F401  (the bench's scoring)
+
 from .errors import BenchConfigError
 from .spec import ClipInfo, Workload
 
 SR = 16000
 GAP_S = 0.5  # silence between concatenated clips: a pause, not long enough to be skipped as silence
-NO_SPACE_LANGUAGES = {"ja", "zh", "yue", "th", "lo", "my"}
 PREFERRED_SHORT = "en_jfk"  # 11 s, the clip the seed latency table uses
 
 
@@ -113,37 +115,6 @@ def prepare_workload(manifest: Path | None, work_dir: Path, long_seconds: float 
                          round(len(long_audio) / SR, 3))
     scored = clips[:accuracy_clips] if accuracy_clips else clips
     return Workload(source, short_info, long_info, tuple(used), tuple(scored))
-
-
-def _normalizer(language: str):
-    if language == "en":
-        from whisper_normalizer.english import EnglishTextNormalizer
-
-        return EnglishTextNormalizer(), "whisper_normalizer.english.EnglishTextNormalizer"
-    from whisper_normalizer.basic import BasicTextNormalizer
-
-    return BasicTextNormalizer(), "whisper_normalizer.basic.BasicTextNormalizer"
-
-
-def error_rate(language: str, references: list[str], hypotheses: list[str]) -> dict:
-    """Corpus WER (or CER for languages without spaces) after Whisper's normalizers."""
-    import jiwer
-
-    norm, norm_name = _normalizer(language)
-    cer = language in NO_SPACE_LANGUAGES
-    refs, hyps = [], []
-    for r, h in zip(references, hypotheses):
-        r, h = norm(r).strip(), norm(h).strip()
-        if cer:  # the basic normalizer puts spaces where it removed symbols; characters are the units
-            r, h = r.replace(" ", ""), h.replace(" ", "")
-        if r:
-            refs.append(r)
-            hyps.append(h)
-    if not refs:
-        value = 0.0
-    else:
-        value = float(jiwer.cer(refs, hyps) if cer else jiwer.wer(refs, hyps))
-    return {"metric": "cer" if cer else "wer", "value": round(value, 4), "clips": len(refs), "normalizer": norm_name}
 
 
 def score(clips: list[ClipInfo], hypotheses: dict[str, str], skipped: dict[str, str]) -> dict:

@@ -1,6 +1,6 @@
 """Peak memory of transcription alone: `edge-asr transcribe` (and faster-whisper) in a fresh process each.
 
-    python -m edge_asr_bench.memory --manifest ../shared/audio/manifest.jsonl \
+    edge-asr bench memory --manifest ../shared/audio/manifest.jsonl \
         --model base=~/.cache/edge-asr/models/base-int8 --ct2 base=~/.cache/edge-asr/bench/ct2/base-ct2 \
         --out benchmarks/results/memory.json
 
@@ -88,7 +88,8 @@ def files(manifest: Path, work: Path) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="edge-asr bench memory", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--manifest", type=Path, default=default_manifest())
     p.add_argument("--model", action="append", default=[], metavar="LABEL=FOLDER", help="edge-asr model folder")
     p.add_argument("--ct2", action="append", default=[], metavar="LABEL=FOLDER",

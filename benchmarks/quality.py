@@ -1,6 +1,6 @@
 """Transcription quality next to transformers: WER (greedy/beam, fp32/int8) and timestamp agreement.
 
-    python -m edge_asr_bench.quality --manifest ../shared/audio/manifest.jsonl --cache ~/.cache/edge-asr \
+    edge-asr bench quality --manifest ../shared/audio/manifest.jsonl --cache ~/.cache/edge-asr \
         --out benchmarks/results/quality.json
 
 For each model (tiny.en, base) it needs the pulled folders `<cache>/models/<name>-{fp32,int8}` and the
@@ -93,9 +93,10 @@ def timestamp_differences(ours: list[dict], theirs: list[dict], key: str) -> lis
 
 def main(argv: list[str] | None = None) -> int:
     import edge_asr
-    from edge_asr_export.validate import word_error_rate
+    from edge_asr.scoring import word_error_rate
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="edge-asr bench quality", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--manifest", required=True, type=Path)
     p.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "edge-asr")
     p.add_argument("--models", default="tiny.en,base")

@@ -1,6 +1,6 @@
 """int8 schemes side by side on the same fp32 graphs: WER (short clips and a long file) and speed.
 
-    python -m edge_asr_bench.quantization --fp32 tiny.en=~/.cache/edge-asr/models/tiny.en-fp32 \
+    edge-asr bench quantization --fp32 tiny.en=~/.cache/edge-asr/models/tiny.en-fp32 \
         --fp32 base=~/.cache/edge-asr/models/base-fp32 --schemes int8-w8-legacy,int8-w7,int8-u8u8 \
         --beams 1,5 --out benchmarks/results/quantization-zen3.json
 
@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     from edge_asr.quantization import SCHEMES
     from edge_asr_export.exporter import requantize_folder
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="edge-asr bench quantization", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--fp32", action="append", required=True, metavar="LABEL=FOLDER", help="an fp32 model folder")
     p.add_argument("--schemes", default=",".join(SCHEMES), help="comma-separated int8 schemes")
     p.add_argument("--beams", default="1,5", help="comma-separated beam sizes (1 = greedy)")

@@ -67,8 +67,8 @@ def run_one(model_path: str, audio_path: str, reference: str, threads: int, enco
     audio = load_audio(audio_path)
     duration = len(audio) / 16000
     model.transcribe(audio[:16000 * 2], language="en")  # warm-up
-    sim = simulate(model, audio, StreamingOptions(language="en", encoder_tail_s=encoder_tail, step_s=step,
-                                                  **(settings or {})))
+    sim = simulate(model, audio, StreamingOptions.from_fields(language="en", encoder_tail_s=encoder_tail, step_s=step,
+                                                              **(settings or {})))
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # streaming only: offline runs after
     offline = model.transcribe(audio, language="en", word_timestamps=True)
     first_word = next((w.start for s in offline.segments for w in s.words), 0.0)
@@ -98,15 +98,18 @@ def run_one(model_path: str, audio_path: str, reference: str, threads: int, enco
 
 
 def parse_settings(pairs: list[str]) -> dict:
-    """--set FIELD=VALUE pairs -> StreamingOptions keywords (numbers, true/false, none)."""
+    """--set FIELD=VALUE pairs -> StreamingOptions.from_fields keywords (numbers, true/false, none): streaming
+    fields, or TranscribeOptions fields for the buffer decodes."""
     from edge_asr.streaming import StreamingOptions
+    from edge_asr.transcribe import TranscribeOptions
 
-    fields = set(StreamingOptions.__dataclass_fields__)
+    fields = (set(StreamingOptions.__dataclass_fields__) - {"transcribe"}) | TranscribeOptions.names()
     out: dict = {}
     for pair in pairs:
         key, _, raw = pair.partition("=")
         if key not in fields:
-            raise SystemExit(f"--set {pair}: {key!r} is not a StreamingOptions field ({', '.join(sorted(fields))})")
+            raise SystemExit(f"--set {pair}: {key!r} is not a StreamingOptions field nor a TranscribeOptions one "
+                             f"({', '.join(sorted(fields))})")
         low = raw.strip().lower()
         number = raw.replace(".", "", 1).lstrip("-").isdigit()
         out[key] = None if low == "none" else True if low == "true" else False if low == "false" else \
@@ -121,7 +124,8 @@ def long_english_clips(manifest: Path, min_seconds: float = 20.0) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="edge-asr bench streaming", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--manifest", type=Path, required=False)
     p.add_argument("--model", action="append", default=[], metavar="LABEL=FOLDER")
     p.add_argument("--threads", type=int, default=2)
@@ -129,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="reduced encoder window(s) to compare; 0 means the full 30 s window")
     p.add_argument("--step", type=float, default=1.0)
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="any other StreamingOptions field, e.g. --set probe_tail_s=none --set first_step_s=0.5")
+                   help="any other StreamingOptions (or TranscribeOptions) field, e.g. --set probe_tail_s=none "
+                        "--set first_step_s=0.5 --set beam_size=5")
     p.add_argument("--min-seconds", type=float, default=20.0, help="the shortest English clip to stream")
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--one", nargs=4, metavar=("MODEL", "AUDIO", "REFERENCE", "TAIL"), help=argparse.SUPPRESS)

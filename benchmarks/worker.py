@@ -5,7 +5,7 @@ that configuration's alone, and a crash or out-of-memory in one configuration is
 configuration's failure instead of ending the run. Jobs:
 - ``config``: load time, short-clip latency, long-file RTF, peak RSS, accuracy; edge-asr adds its
   stage latencies (edge_probe.py; a full 30 s window whatever the mode); random-weight models are timed
-  with forced decoding only. A mode (tailX, batchN) changes only the transcribe calls (runners.py).
+  with forced decoding only. A mode (tailX, batchN) changes only the transcribe calls (systems.py).
 - ``pair``: an edge-asr configuration and an anchor loaded side by side, timed in alternation
   (edge, anchor, then anchor, edge, ...) so drift on a shared machine hits both alike; the ratio is
   taken per round, then summarised.
@@ -62,14 +62,14 @@ def _accuracy(runner, spec: RunSpec, work: Workload) -> dict:
 
 
 def measure_config(spec: RunSpec, settings: Settings, work: Workload) -> dict:
-    from .runners import load_runner
+    from .systems import load_runner
 
     baseline = current_rss_mb()
     short, long = load_clip_audio(work.short), load_clip_audio(work.long)
     random_weights = spec.weights == "random"
     if random_weights:
         import edge_asr
-        from .runners import provider_args
+        from .systems import provider_args
 
         device, providers = provider_args(spec.provider)
         load = lambda: edge_asr.load_model(spec.path, device=device, providers=providers, threads=spec.threads)  # noqa: E731
@@ -132,7 +132,7 @@ def measure_config(spec: RunSpec, settings: Settings, work: Workload) -> dict:
 
 
 def measure_pair(edge: RunSpec, anchor: RunSpec, settings: Settings, work: Workload) -> dict:
-    from .runners import load_runner
+    from .systems import load_runner
 
     short, long = load_clip_audio(work.short), load_clip_audio(work.long)
     runners = {"edge": load_runner(edge), "anchor": load_runner(anchor)}

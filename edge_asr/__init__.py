@@ -14,7 +14,7 @@ from .model import WhisperModel, load_model
 from .providers import ProviderFallbackWarning
 from .quantization import SaturationRiskWarning
 from .results import Segment, TranscriptionResult, Word
-from .transcribe import TranscribeOptions
+from .options import TranscribeOptions
 from .vad import VadOptions
 
 __version__ = "0.1.0"

@@ -19,15 +19,16 @@ from collections import deque
 
 import numpy as np
 
-from .decoding import DecodingOptions, DecodingResult, DecodingTask
-from .errors import DecodingError
 from .constants import FRAMES_PER_SECOND, HOP_LENGTH, N_FRAMES, N_SAMPLES, SAMPLE_RATE
+from .decoding import DecodingResult
+from .errors import DecodingError
 from .features import log_mel_spectrogram
 from .inference import DecoderState, OnnxBackend
+from .options import ProgressCallback, TranscribeOptions
 from .tokenizer import Tokenizer
-from .transcribe import (ProgressCallback, TranscribeOptions, Transcriber, reduced_window_frames,
-                         token_budget)
 from .vad import MIN_REMAINDER_S, speech_chunks, speech_in
+from .window import WindowSteps, kept, reduced_window_frames, token_budget
+
 
 def speech_windows(chunks: list[dict]) -> list[tuple[int, int]]:
     """(start, end) samples of windows of at most 30 s that cover these speech chunks: neighbouring
@@ -52,8 +53,7 @@ class BatchedTranscriber:
         self.backend = backend
         self.tokenizer = tokenizer
         self.options = options
-        self.sequential = Transcriber(backend, tokenizer, options)  # its fallback and segment splitting
-        self.n_ctx = backend.manifest.dims.n_text_ctx
+        self.steps = WindowSteps(backend, tokenizer, options)
 
     def _mels(self, audio: np.ndarray, windows: list[tuple[int, int]]) -> tuple[np.ndarray, list[int]]:
         """[B, n_mels, frames] for these windows (each followed by silence, as the last window of a file
@@ -74,36 +74,24 @@ class BatchedTranscriber:
         """All windows at the first temperature together; those that need a fallback alone, hotter. The
         batch runs until its last row ends, so one looping row would hold all of them to 224 tokens:
         decoding stops at the token budget of the longest window (``seconds`` of audio)."""
-        seq = self.sequential
+        steps = self.steps
         budget = token_budget(seconds)
-        options = seq.decoding_options(seq.temperatures[0], prompt, None, language, budget)
-        results = DecodingTask(self.backend, self.tokenizer, options).run(state)
+        results = steps.decode(state, prompt, language, sample_len=budget)
         for i, result in enumerate(results):
-            if len(seq.temperatures) > 1 and seq.needs_fallback(result):
-                results[i] = seq.decode_with_fallback(self.backend.select(state, [i]), prompt, None, language, first=1,
-                                                      sample_len=budget)
+            if len(self.options.temperatures) > 1 and steps.needs_fallback(result):
+                results[i] = steps.decode_with_fallback(self.backend.select(state, [i]), prompt, language, first=1,
+                                                        sample_len=budget)
         return results
 
     def run(self, audio: np.ndarray, batch_size: int, progress: ProgressCallback | None = None
             ) -> tuple[list[dict], str, dict | None]:
-        opt, tok, backend = self.options, self.tokenizer, self.backend
+        opt, backend, steps = self.options, self.backend, self.steps
         duration = len(audio) / SAMPLE_RATE
         chunks = speech_chunks(audio, opt.vad_options)
         windows = speech_windows(chunks)
-        language, language_probs = opt.language, None
-        if language is None and not tok.multilingual:
-            language = "en"
-        if language is None:
-            if not windows:
-                language = "en"  # nothing was heard to detect a language from
-            else:
-                first = backend.encode(self._mels(audio, windows[:1])[0])
-                langs, probs = DecodingTask(backend, tok, DecodingOptions(task=opt.task)).detect_language(first)
-                language, language_probs = langs[0], probs[0]
-        tok.sot_sequence(language, opt.task, not opt.without_timestamps)
-        prompt = self.sequential._prompt(tok.encode(" " + opt.initial_prompt.strip()) if opt.initial_prompt else [],
-                                         tok.encode(" " + opt.hotwords.strip())[: self.n_ctx // 2 - 1]
-                                         if opt.hotwords else [])
+        needs_detection = opt.language is None and self.tokenizer.multilingual and windows
+        language, language_probs = steps.language(self._mels(audio, windows[:1])[0][0] if needs_detection else None)
+        prompt = steps.prompt(steps.text_tokens(opt.initial_prompt), steps.hotword_tokens())
         segments: list[dict] = []
         last_speech = 0.0
         done_s = 0.0
@@ -114,11 +102,11 @@ class BatchedTranscriber:
             state = None  # release the previous batch's cross K/V before the encoder allocates new ones
             state = backend.encode(mels)
             for i, result in enumerate(self._decode_batch(state, prompt, language, max(sizes) / FRAMES_PER_SECOND)):
-                if self.sequential.is_silence(result):
+                if steps.is_silence(result):
                     continue
                 start, end = batch[i]
                 offset = start / SAMPLE_RATE
-                current, advance, single_ending = self.sequential._split_segments(result, offset, sizes[i])
+                current, advance, single_ending = steps.split_segments(result, offset, sizes[i])
                 # Whisper may stop before the window's audio ends (an <|endoftext|> at a pause) or leave
                 # the last sentence unfinished at the window's edge; the sequential loop then seeks to the
                 # last timestamp. Here the rest of the window goes back in the queue as a window of its own.
@@ -137,13 +125,7 @@ class BatchedTranscriber:
                     s["end"] = min(s["end"], limit)
                     s["start"] = min(s["start"], s["end"])
                 if opt.word_timestamps:
-                    from .timing import add_word_timestamps
-
-                    add_word_timestamps(segments=current, backend=backend, tokenizer=tok,
-                                        state=backend.select(state, [i]), num_frames=sizes[i], language=language,
-                                        task=opt.task, prepend_punctuations=opt.prepend_punctuations,
-                                        append_punctuations=opt.append_punctuations,
-                                        last_speech_timestamp=last_speech, time_offset=offset)
+                    steps.add_words(current, backend.select(state, [i]), sizes[i], language, offset, last_speech)
                     for s in current:
                         for w in s.get("words") or []:
                             w["end"] = min(w["end"], limit)
@@ -153,7 +135,7 @@ class BatchedTranscriber:
                             s["start"] = min(s["start"], s["words"][0]["start"])
                     ends = [w["end"] for s in current for w in s.get("words") or []]
                     last_speech = ends[-1] if ends else last_speech
-                segments.extend(s for s in current if s["start"] != s["end"] and s["text"])
+                segments.extend(kept(current))
             done_s = max(done_s, batch[-1][1] / SAMPLE_RATE)
             if progress is not None:
                 progress(min(done_s, duration), duration)

@@ -67,25 +67,13 @@ def expand_inputs(items: Sequence[str]) -> list[str]:
 
 
 def _options_from_args(args: argparse.Namespace):
-    from .transcribe import TranscribeOptions
+    from .cli_options import values_from_args
+    from .options import TranscribeOptions
     from .vad import VadOptions
 
-    temps = tuple(args.temperature) if len(args.temperature) > 1 else args.temperature[0]
-    given = {"threshold": args.vad_threshold, "min_silence_duration_ms": args.vad_min_silence_ms,
-             "speech_pad_ms": args.vad_speech_pad_ms, "max_speech_duration_s": args.vad_max_speech_s}
-    given = {k: v for k, v in given.items() if v is not None}
-    # None keeps each mode's own VAD defaults (sequential --vad-filter and batched mode differ).
-    vad = VadOptions(**given) if given else None
-    return TranscribeOptions(
-        language=args.language, task=args.task, temperature=temps, beam_size=args.beam_size, best_of=args.best_of,
-        patience=args.patience, length_penalty=args.length_penalty,
-        compression_ratio_threshold=args.compression_ratio_threshold, logprob_threshold=args.logprob_threshold,
-        no_speech_threshold=args.no_speech_threshold, condition_on_previous_text=args.condition_on_previous_text,
-        initial_prompt=args.initial_prompt, prefix=args.prefix, hotwords=args.hotwords,
-        word_timestamps=args.word_timestamps, hallucination_silence_threshold=args.hallucination_silence_threshold,
-        without_timestamps=args.without_timestamps, vad_filter=args.vad_filter, vad_options=vad,
-        batch_size=args.batch_size, encoder_tail_s=args.encoder_tail,
-        silence_peak_db=None if args.silence_peak_db is not None and args.silence_peak_db <= -200 else args.silence_peak_db)
+    # Only the VAD flags given: None keeps each mode's own VAD defaults (sequential and batched differ).
+    vad = values_from_args(args, VadOptions, dest_prefix="vad_", given_only=True)
+    return TranscribeOptions(**{**values_from_args(args, TranscribeOptions), "vad_options": VadOptions(**vad) if vad else None})
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
@@ -243,51 +231,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model file integrity check: sha256 when files changed (auto), always (full), "
                         "sizes only (size), or auto plus the fidelity check on this machine (fidelity; "
                         "see edge-asr verify) (default: auto)")
-    g = t.add_argument_group("decoding")
-    g.add_argument("--language", default=None, help="language code (en, de, ja, ...); default: detect")
-    g.add_argument("--task", default="transcribe", choices=["transcribe", "translate"],
-                   help="translate = speech in any language to English text (multilingual models)")
-    g.add_argument("--beam-size", type=int, default=None, help="beam search width (default: greedy)")
-    g.add_argument("--patience", type=float, default=None, help="beam search patience (default: 1.0)")
-    g.add_argument("--length-penalty", type=float, default=None,
-                   help="0..1: Google NMT length penalty for ranking (default: divide by length)")
-    g.add_argument("--temperature", type=float, nargs="+", default=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
-                   help="temperature, or a fallback ladder tried in order (default: 0 0.2 0.4 0.6 0.8 1)")
-    g.add_argument("--best-of", type=int, default=5, help="samples per fallback temperature > 0 (default: 5)")
-    g.add_argument("--compression-ratio-threshold", type=float, default=2.4,
-                   help="retry hotter when the text compresses better than this (repetition; default: 2.4)")
-    g.add_argument("--logprob-threshold", type=float, default=-1.0,
-                   help="retry hotter when the average token logprob is below this (default: -1.0)")
-    g.add_argument("--no-speech-threshold", type=float, default=0.6,
-                   help="skip a window as silence above this no-speech probability (with a low logprob; default: 0.6)")
-    g.add_argument("--condition-on-previous-text", action=argparse.BooleanOptionalAction, default=True,
-                   help="feed the previous window's text as the prompt (default: on)")
-    g.add_argument("--initial-prompt", default=None, help="text to prime the first window (vocabulary, style)")
-    g.add_argument("--prefix", default=None, help="forced beginning of the first window's text")
-    g.add_argument("--hotwords", default=None, help="terms to favour, fed through every window's prompt")
-    g.add_argument("--word-timestamps", action="store_true", help="time every word (cross-attention alignment)")
-    g.add_argument("--hallucination-silence-threshold", type=float, default=None, metavar="SECONDS",
-                   help="with word timing: skip silent gaps longer than this around likely hallucinations")
-    g.add_argument("--without-timestamps", action="store_true",
-                   help="decode without timestamp tokens (segments are whole 30 s windows)")
-    g.add_argument("--silence-peak-db", type=float, default=-60.0, metavar="DBFS",
-                   help="skip 30 s windows whose loudest sample is below this level (default: -60; -200 disables)")
-    v = t.add_argument_group("voice activity detection (Silero VAD)")
-    v.add_argument("--vad-filter", action="store_true", help="transcribe only the speech VAD finds")
-    v.add_argument("--vad-threshold", type=float, default=None, help="speech probability threshold (default: 0.5)")
-    v.add_argument("--vad-min-silence-ms", type=int, default=None,
-                   help="silence that splits speech (default: 2000; 160 in batched mode)")
-    v.add_argument("--vad-speech-pad-ms", type=int, default=None, help="padding around speech (default: 400)")
-    v.add_argument("--vad-max-speech-s", type=float, default=None,
-                   help="split speech longer than this (default: never; 30 in batched mode)")
-    sp = t.add_argument_group("speed")
-    sp.add_argument("--batch-size", type=int, default=1, metavar="N",
-                    help="N > 1: batched mode: VAD speech windows of up to 30 s, N at a time through the encoder "
-                         "and decoder (faster on long files; no conditioning on previous text; default: 1, "
-                         "the sequential 30 s window loop)")
-    sp.add_argument("--encoder-tail", type=float, default=None, metavar="SECONDS",
-                    help="reduced encoder window: encode the audio plus this much silence instead of a full 30 s "
-                         "window (much faster on short clips; see README for its measured accuracy; default: off)")
+    # Every TranscribeOptions / VadOptions field is a flag: type, default and help come from the dataclass.
+    from .cli_options import add_option_flags
+    from .options import TranscribeOptions
+    from .vad import VadOptions
+
+    groups = {None: t.add_argument_group("decoding"), "vad": t.add_argument_group("voice activity detection (Silero VAD)"),
+              "speed": t.add_argument_group("speed")}
+    add_option_flags(t, TranscribeOptions, groups=groups)
+    add_option_flags(groups["vad"], VadOptions, dest_prefix="vad_", defaults_none=True)
     o = t.add_argument_group("output")
     o.add_argument("--output-format", "-f", default="txt", choices=FORMATS + ("all",),
                    help="output format; all = every format (needs --output-dir) (default: txt)")
@@ -314,17 +266,14 @@ def build_parser() -> argparse.ArgumentParser:
     li.add_argument("--threads", type=int, default=None, help="CPU threads for onnxruntime")
     li.add_argument("--file", default=None, metavar="AUDIO", help="stream this file instead of the microphone")
     li.add_argument("--realtime", action="store_true", help="with --file: feed at real-time pace")
-    li.add_argument("--language", default=None, help="language code (default: detect once)")
-    li.add_argument("--task", default="transcribe", choices=["transcribe", "translate"])
-    li.add_argument("--step", type=float, default=1.0, help="seconds of new audio between updates (default: 1.0)")
-    li.add_argument("--encoder-tail", type=float, default=None, metavar="SECONDS",
-                    help="reduced encoder window: audio + this much silence instead of 30 s (faster, less accurate)")
-    li.add_argument("--probe-tail", type=float, default=1.0, metavar="SECONDS",
-                    help="at an utterance's start, show first words from a reduced window of the buffer + this much "
-                         "silence (never committed from); 0 turns these probes off (default: 1.0)")
-    li.add_argument("--no-vad", action="store_true", help="no VAD endpointing (commit by agreement only)")
-    li.add_argument("--hotwords", default=None, help="terms to favour")
-    li.add_argument("--initial-prompt", default=None, help="context for the first utterance")
+    # The streaming policy's flags from StreamingOptions; the decode flags that apply to a live buffer from
+    # TranscribeOptions (the rest, such as conditioning or batching, streaming sets itself).
+    from .cli_options import add_option_flags
+    from .options import TranscribeOptions
+    from .streaming import STREAMED_TRANSCRIBE_FIELDS, StreamingOptions
+
+    add_option_flags(li.add_argument_group("decoding"), TranscribeOptions, only=STREAMED_TRANSCRIBE_FIELDS)
+    add_option_flags(li.add_argument_group("streaming"), StreamingOptions)
     li.add_argument("--output-format", "-f", default="txt", choices=["txt", "json"],
                     help="txt: the committed transcript; json: text plus every event with its audio start/end and "
                          "the audio position at which it was emitted")
@@ -377,10 +326,12 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--json", action="store_true", help="print the report as JSON")
     v.set_defaults(func=cmd_verify)
 
-    # The bench parses its own arguments (edge_asr_bench.cli): prefix_chars without "-" hands every
-    # argument, --help included, through untouched.
+    # The bench parses its own arguments (edge_asr_bench.commands: run, accuracy, quality, streaming, memory,
+    # quantization; options without a command go to run): prefix_chars without "-" hands every argument,
+    # --help included, through untouched.
     b = sub.add_parser("bench", add_help=False, prefix_chars="\0",
-                       help="latency, RTF, memory and accuracy per model/precision, with anchors (needs edge-asr[bench]; "
+                       help="benchmarks: run (latency, RTF, memory, accuracy per model/precision, with anchors), "
+                            "accuracy, quality, streaming, memory, quantization (needs edge-asr[bench]; "
                             "edge-asr bench --help)")
     b.add_argument("bench_args", nargs="*")
     b.set_defaults(func=cmd_bench)
@@ -389,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     try:
-        from edge_asr_bench.cli import main as bench_main
+        from edge_asr_bench.commands import main as bench_main
     except ImportError as e:
         _err(f"this command needs the bench extra: pip install 'edge-asr[bench]' (missing: {e.name})")
         return 3

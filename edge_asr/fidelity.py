@@ -25,14 +25,11 @@ import platform
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from .errors import ModelError
-
-if TYPE_CHECKING:
-    from .model import WhisperModel
+from .inference import OnnxBackend
+from .tokenizer import Tokenizer
 
 REFERENCE_FILE = "fidelity_reference.npz"
 CACHE_FILE = ".edge_asr_fidelity.json"
@@ -147,18 +144,19 @@ def load_reference(folder: Path) -> dict[str, np.ndarray]:
         raise ModelError(f"{path} is unreadable ({e}); re-export the model") from None
 
 
-def measure(model: "WhisperModel") -> FidelityReport:
-    """Decode the reference clip with ``model`` on its execution provider and compare (no caching)."""
+def measure(backend: OnnxBackend, tok: Tokenizer) -> FidelityReport:
+    """Decode the reference clip with this model (``backend`` and ``tok``) on its execution provider and
+    compare (no caching)."""
     import onnxruntime as ort
 
     from .decoding import DecodingOptions, DecodingTask
     from .features import N_SAMPLES, log_mel_spectrogram, pad_or_trim
 
-    ref = load_reference(model.manifest.folder)
+    manifest = backend.manifest
+    ref = load_reference(manifest.folder)
     t0 = time.perf_counter()
-    backend, tok = model.backend, model.tokenizer
     audio = ref["pcm"].astype(np.float32) / 32767
-    mel = pad_or_trim(log_mel_spectrogram(audio, model.manifest.dims.n_mels, padding=N_SAMPLES))[None]
+    mel = pad_or_trim(log_mel_spectrogram(audio, manifest.dims.n_mels, padding=N_SAMPLES))[None]
     state = backend.encode(mel)
     prompt, ref_tokens = [int(t) for t in ref["prompt"]], [int(t) for t in ref["tokens"]]
     forced = np.array([prompt + ref_tokens], dtype=np.int64)
@@ -174,7 +172,7 @@ def measure(model: "WhisperModel") -> FidelityReport:
     greedy = DecodingTask(backend, tok, options).run(state)[0]
     ter = edit_distance(greedy.tokens, ref_tokens) / max(1, len(ref_tokens))
     mean_kl, max_kl = float(kl.mean()), float(kl.max())
-    kind = "fp32" if model.manifest.quantization == "fp32" else "quantized"
+    kind = "fp32" if manifest.quantization == "fp32" else "quantized"
     limits = THRESHOLDS[kind]
     reasons, verdict = [], "pass"
     for name, value, p, w, worse in (("mean KL", mean_kl, limits.pass_kl, limits.warn_kl, np.greater),
@@ -190,26 +188,26 @@ def measure(model: "WhisperModel") -> FidelityReport:
         verdict=verdict, reasons=tuple(reasons), mean_kl=round(mean_kl, 6), max_kl=round(max_kl, 6),
         top1_agreement=round(top1, 4), token_error_rate=round(ter, 4), reference_tokens=len(ref_tokens),
         tokens=len(greedy.tokens), text=greedy.text, reference_text=tok.decode(ref_tokens).strip(),
-        quantization=model.manifest.quantization, providers=backend.providers,
+        quantization=manifest.quantization, providers=backend.providers,
         machine=machine_signature(), onnxruntime=ort.__version__, seconds=round(time.perf_counter() - t0, 3))
 
 
-def _cache_key(model: "WhisperModel") -> str:
+def _cache_key(backend: OnnxBackend) -> str:
     import onnxruntime as ort
 
     from . import __version__
 
-    files = {k: v["sha256"] for k, v in sorted(model.manifest.files.items())}
-    blob = json.dumps([files, list(model.backend.providers), machine_signature(), ort.__version__, __version__])
+    files = {k: v["sha256"] for k, v in sorted(backend.manifest.files.items())}
+    blob = json.dumps([files, list(backend.providers), machine_signature(), ort.__version__, __version__])
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
-def check_fidelity(model: "WhisperModel", *, force: bool = False) -> FidelityReport:
-    """The fidelity report for ``model`` on this machine and provider: cached when this exact folder,
+def check_fidelity(backend: OnnxBackend, tok: Tokenizer, *, force: bool = False) -> FidelityReport:
+    """The fidelity report of this model on this machine and provider: cached when this exact folder,
     provider, CPU and onnxruntime were checked before (``force`` measures again)."""
-    folder = model.manifest.folder
+    folder = backend.manifest.folder
     cache_path = folder / CACHE_FILE
-    key = _cache_key(model)
+    key = _cache_key(backend)
     cache: dict = {}
     if cache_path.is_file():
         try:
@@ -223,7 +221,7 @@ def check_fidelity(model: "WhisperModel", *, force: bool = False) -> FidelityRep
             return FidelityReport(**d)
         except TypeError:
             pass  # written by another version: measure again
-    report = measure(model)
+    report = measure(backend, tok)
     if os.access(folder, os.W_OK):
         cache[key] = report.to_dict()
         try:

@@ -17,7 +17,9 @@ from pathlib import Path
 
 from .errors import EdgeASRError
 from .mic import MicrophoneError, MicrophoneSource, feed_file, list_input_devices
+from .cli_options import values_from_args
 from .streaming import StreamEvent, StreamingOptions, StreamingTranscriber
+from .options import TranscribeOptions
 
 
 class LiveDisplay:
@@ -82,10 +84,10 @@ def run_listen(args, model_loader) -> int:
     except (EdgeASRError, ValueError) as e:
         print(f"edge-asr: error: {e}", file=sys.stderr)
         return 2
-    options = StreamingOptions(language=args.language, task=args.task, step_s=args.step,
-                               encoder_tail_s=args.encoder_tail, probe_tail_s=args.probe_tail or None,
-                               vad=not args.no_vad, hotwords=args.hotwords,
-                               initial_prompt=args.initial_prompt)
+    decode = TranscribeOptions(**values_from_args(args, TranscribeOptions))
+    streaming = values_from_args(args, StreamingOptions)
+    streaming["probe_tail_s"] = streaming.get("probe_tail_s") or None  # 0 turns probes off too
+    options = StreamingOptions(transcribe=decode, **streaming)
     events: list[StreamEvent] = []
     display = LiveDisplay() if args.output_format == "txt" and not args.output_dir else None
     stream = StreamingTranscriber(model, options, on_event=events.append, background=bool(args.realtime or not args.file))
@@ -115,7 +117,7 @@ def run_listen(args, model_loader) -> int:
         text = stream.finish()
         if display is not None:
             display.close()
-    result = {"text": text, "duration": round(stream.received_s, 3), "language": stream._language,
+    result = {"text": text, "duration": round(stream.received_s, 3), "language": stream.language,
               "events": [_event_dict(e) for e in events],
               "stats": {"updates": stream.stats.updates, "skipped_silent": stream.stats.skipped_silent,
                         "compute_s": round(stream.stats.total_s, 3), "encoder_s": round(stream.stats.encoder_s, 3),

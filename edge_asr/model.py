@@ -20,7 +20,8 @@ from .quantization import warn_if_saturating
 from .registry import resolve_model
 from .results import TranscriptionResult
 from .tokenizer import Tokenizer
-from .transcribe import ProgressCallback, TranscribeOptions, transcribe_audio
+from .options import ProgressCallback, TranscribeOptions
+from .pipeline import transcribe_audio
 
 
 class WhisperModel:
@@ -35,7 +36,7 @@ class WhisperModel:
     def check_fidelity(self, *, force: bool = False) -> FidelityReport:
         """Drift of this folder on this machine and execution provider against the PyTorch reference
         stored at export (edge_asr.fidelity): a pass/warn/fail report, cached per machine."""
-        self.fidelity = check_fidelity(self, force=force)
+        self.fidelity = check_fidelity(self.backend, self.tokenizer, force=force)
         return self.fidelity
 
     @property

@@ -19,51 +19,100 @@ Policy (whisper_streaming's LocalAgreement with VAD endpointing):
 Thread safety: ``feed`` may be called from any thread (e.g. an audio callback); it only queues audio.
 With ``background=True`` a worker thread decodes; otherwise ``feed`` decodes inline (deterministic,
 as fast as possible: files and tests). Events go to ``on_event`` callbacks and to ``events()``.
+
+Modules: stream_input.py (queue, conversion, resampling, backlog), commit_policy.py (which words are
+final: LocalAgreement), this one (the driver: buffer, VAD endpointing, probes, decodes, events, stats).
+Each buffer decode is ``Transcriber.run(max_windows=1)`` with options derived from
+``StreamingOptions.transcribe`` (the offline :class:`~edge_asr.transcribe.TranscribeOptions`).
 """
 
 from __future__ import annotations
 
 import queue
-import re
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from dataclasses import dataclass, field, fields, replace
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from .audio import to_float32, to_mono
+from .commit_policy import CommitPolicy, LocalAgreement, TimedWord, cut_repetition, starting_before, text_of
 from .constants import SAMPLE_RATE
 from .errors import StreamError
-from .transcribe import TranscribeOptions, Transcriber, token_budget
+from .option_field import option
+from .stream_input import StreamInput
+from .options import TranscribeOptions
+from .transcribe import Transcriber
+from .window import token_budget
 from .vad import SileroVad, default_vad
 
 EVENT_KINDS = ("tentative", "committed", "end_of_utterance", "dropped", "lag")
+# The TranscribeOptions fields a live decode honours (decode_options sets the others itself).
+STREAMED_TRANSCRIBE_FIELDS = frozenset({
+    "language", "task", "beam_size", "patience", "length_penalty", "compression_ratio_threshold",
+    "logprob_threshold", "no_speech_threshold", "initial_prompt", "hotwords", "encoder_tail_s",
+    "max_initial_timestamp", "seed"})
 
 
 @dataclass(frozen=True)
 class StreamingOptions:
-    language: str | None = None  # None: detected on the first decode, then kept
-    task: str = "transcribe"
-    step_s: float = 1.0  # new audio between two decodes
-    first_step_s: float = 0.25  # shorter step at an utterance's start, so new speech shows up fast
-    # At an utterance's start (nothing tentative yet) decode with a reduced encoder window: the buffer
-    # plus this much silence, so the first words show as tentative text within a fraction of a second.
-    # Such "probe" hypotheses are shown, never committed from: commits come from full-window decodes,
-    # so accuracy is unchanged. None: every decode uses the full window.
-    probe_tail_s: float | None = 1.0
-    agreement: int = 2  # LocalAgreement-n: hypotheses that must agree before a word is committed
-    endpoint_silence_s: float = 0.6  # trailing silence that ends an utterance (VAD)
-    vad: bool = True
-    vad_threshold: float = 0.5
-    trim_s: float = 8.0  # past this, cut the buffer at a committed clause end, keeping recent context
-    max_buffer_s: float = 15.0  # force-commit and cut when the buffer still reaches this
-    max_lag_s: float = 10.0  # pending (undecoded) audio beyond this is dropped, with an event
-    prompt_chars: int = 200  # committed text fed back as the prompt
-    encoder_tail_s: float | None = None  # reduced encoder window (see TranscribeOptions); None = 30 s
-    beam_size: int | None = None
-    hotwords: str | None = None
-    initial_prompt: str | None = None
+    """Live transcription: the streaming policy's own settings, and ``transcribe``, the offline options
+    each buffer decode derives from (:meth:`decode_options` says what streaming overrides)."""
+
+    # How the buffer is decoded, as offline: language (None: detected on the first decode, then kept),
+    # task, beam_size, hotwords, initial_prompt (the prompt until committed text has left the buffer),
+    # encoder_tail_s (reduced encoder window of full decodes; None = 30 s), no-speech/logprob thresholds,
+    # compression_ratio_threshold (here: above it a decode is looping and is cut at its first repeat).
+    transcribe: TranscribeOptions = field(default_factory=TranscribeOptions)
+    step_s: float = option(1.0, "seconds of new audio between two decodes", flag="--step", metavar="SECONDS")
+    first_step_s: float = option(0.25, "shorter step at an utterance's start, so new speech shows up fast",
+                                 metavar="SECONDS")
+    # Probe hypotheses are shown, never committed from: commits come from full-window decodes, so
+    # accuracy is unchanged.
+    probe_tail_s: float | None = option(
+        1.0, "at an utterance's start (nothing tentative yet) show first words from a reduced encoder window: "
+             "the buffer plus this much silence (never committed from); 0 or none: no probes",
+        flag="--probe-tail", metavar="SECONDS")
+    agreement: int = option(2, "LocalAgreement-n: hypotheses that must agree before a word is committed")
+    endpoint_silence_s: float = option(0.6, "trailing silence (VAD) that ends an utterance", metavar="SECONDS")
+    vad: bool = option(True, "Silero VAD endpointing: silent buffers skipped, words after the speech dropped "
+                             "(--no-vad: commit by agreement only)")
+    vad_threshold: float = option(0.5, "VAD speech probability that counts as speech")
+    trim_s: float = option(8.0, "past this buffer length, cut the buffer at a committed clause end, keeping "
+                                "recent context", metavar="SECONDS")
+    max_buffer_s: float = option(15.0, "force-commit and cut when the buffer still reaches this", metavar="SECONDS")
+    max_lag_s: float = option(10.0, "pending (undecoded) audio beyond this is dropped, with an event",
+                              metavar="SECONDS")
+    prompt_chars: int = option(200, "characters of committed text (that left the buffer) fed back as the prompt")
+
+    @classmethod
+    def from_fields(cls, **kwargs) -> StreamingOptions:
+        """Flat keywords: streaming fields by name, any :class:`TranscribeOptions` field (language=,
+        task=, beam_size=, hotwords=, encoder_tail_s=, ...) into ``transcribe`` (on top of
+        ``transcribe=`` when that is given too)."""
+        own = {f.name for f in fields(cls)}
+        decode = {k: kwargs.pop(k) for k in list(kwargs) if k not in own}
+        unknown = sorted(set(decode) - TranscribeOptions.names())
+        if unknown:
+            raise TypeError(f"not a StreamingOptions or TranscribeOptions field: {', '.join(unknown)}")
+        base = kwargs.pop("transcribe", None) or TranscribeOptions()
+        return cls(transcribe=replace(base, **decode), **kwargs)
+
+    def decode_options(self, language: str | None, prompt: str | None,
+                       encoder_tail_s: float | None) -> TranscribeOptions:
+        """The options of one buffer decode: ``transcribe`` with what streaming must set itself.
+        One temperature (the ladder's first: an update costs one decode, no fallback), so the logprob
+        threshold only shapes openai's silence rule: a window is skipped when Whisper finds no speech
+        *and* is unsure of its text. VAD has already heard speech here, and at an utterance's start
+        Whisper's no-speech probability is often above 0.6 while its first words are right (-0.6
+        logprob). Word timestamps on (commits need word times); no conditioning, prefix, VAD filter or
+        batching (each decode is one window of the buffer, prompted with ``prompt``)."""
+        temps = self.transcribe.temperature
+        first = temps if isinstance(temps, (int, float)) or not temps else temps[0]
+        return replace(self.transcribe, language=language, temperature=first, word_timestamps=True,
+                       initial_prompt=prompt, condition_on_previous_text=False, prefix=None,
+                       encoder_tail_s=encoder_tail_s, compression_ratio_threshold=None, vad_filter=False,
+                       batch_size=1)
 
 
 @dataclass(frozen=True)
@@ -75,17 +124,6 @@ class StreamEvent:
     emitted_at: float  # audio position (s of input received) when the event was emitted
     compute_s: float = 0.0  # processing time of the update that produced it
     words: tuple[tuple[float, float, str], ...] = ()  # (start, end, word) of the text, when timed
-
-
-@dataclass
-class _Word:
-    start: float
-    end: float
-    word: str
-
-    @property
-    def key(self) -> str:
-        return re.sub(r"[^\w']", "", self.word.lower())
 
 
 @dataclass
@@ -105,43 +143,27 @@ class UpdateStats:
     per_update: list[float] = field(default_factory=list)
 
 
-def _cut_repetition(words: list[_Word], min_phrase: int = 3) -> list[_Word]:
-    """Truncate a looping hypothesis ("A B C. A B C. A B C.") before its first immediate repeat of a
-    phrase of ``min_phrase``+ words. Only applied to decodes whose text compresses suspiciously well."""
-    keys = [w.key for w in words]
-    for i in range(min_phrase, len(keys)):
-        for k in range(min_phrase, i + 1):
-            if i + k <= len(keys) and keys[i:i + k] == keys[i - k:i]:
-                return words[:i]
-    return words
-
-
 class StreamingTranscriber:
-    """Incremental transcription of a live audio stream with a loaded :class:`~edge_asr.WhisperModel`."""
+    """Incremental transcription of a live audio stream with a loaded :class:`~edge_asr.WhisperModel`.
+
+    ``policy`` decides what is committed (default: :class:`LocalAgreement` with ``options.agreement``).
+    """
 
     def __init__(self, model, options: StreamingOptions | None = None, *,
                  on_event: Callable[[StreamEvent], None] | None = None, background: bool = False,
-                 vad: SileroVad | None = None):
+                 vad: SileroVad | None = None, policy: CommitPolicy | None = None):
         self.model = model
         self.options = options or StreamingOptions()
+        self.policy = policy or LocalAgreement(self.options.agreement)
         self._callbacks = [on_event] if on_event else []
         self._events: queue.Queue = queue.Queue()
         self._vad = vad or (default_vad() if self.options.vad else None)
-        self._lock = threading.Lock()  # guards _pending and _received
-        self._pending: list[np.ndarray] = []
-        self._pending_len = 0
-        self._received = 0  # samples received (16 kHz)
-        self._resampler = None
-        self._in_rate: int | None = None
+        self._input = StreamInput()
         # Decoder-side state (worker thread only)
         self._buffer = np.zeros(0, np.float32)
         self._buffer_offset = 0.0  # audio time of buffer[0]
         self._since_decode = 0
-        self._committed: list[_Word] = []
-        self._hypothesis: list[_Word] = []
-        self._history: list[list[_Word]] = []  # the previous hypotheses (uncommitted parts)
-        self._language = self.options.language
-        self._in_utterance = False
+        self._language = self.options.transcribe.language
         self.stats = UpdateStats()
         self._closed = False
         self._worker: threading.Thread | None = None
@@ -155,21 +177,7 @@ class StreamingTranscriber:
         """Queue PCM samples (any dtype, mono or (frames, channels), any rate, any chunk size)."""
         if self._closed:
             raise StreamError("the stream is finished; create a new StreamingTranscriber")
-        samples = to_mono(to_float32(np.asarray(chunk)))
-        if sample_rate != SAMPLE_RATE:
-            if self._in_rate not in (None, sample_rate):
-                raise StreamError(f"sample rate changed mid-stream ({self._in_rate} -> {sample_rate})")
-            if self._resampler is None:
-                import soxr
-
-                self._resampler = soxr.ResampleStream(sample_rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
-            samples = self._resampler.resample_chunk(samples)
-        self._in_rate = sample_rate
-        with self._lock:
-            if samples.size:
-                self._pending.append(np.ascontiguousarray(samples, np.float32))
-                self._pending_len += samples.size
-            self._received += samples.size
+        self._input.push(chunk, sample_rate)
         if self._worker is not None:
             self._wake.set()
         else:
@@ -179,13 +187,7 @@ class StreamingTranscriber:
         """Decode everything pending, commit it all, stop the worker; return the committed transcript."""
         if self._closed:
             return self.committed_text
-        if self._resampler is not None:
-            tail = self._resampler.resample_chunk(np.zeros(0, np.float32), last=True)
-            with self._lock:
-                if tail.size:
-                    self._pending.append(tail)
-                    self._pending_len += tail.size
-                self._received += tail.size
+        self._input.close()
         self._closed = True
         if self._worker is not None:
             self._wake.set()
@@ -212,31 +214,39 @@ class StreamingTranscriber:
 
     @property
     def committed_text(self) -> str:
-        return "".join(w.word for w in self._committed).strip()
+        return text_of(self.policy.committed)
 
     @property
     def tentative_text(self) -> str:
-        return "".join(w.word for w in self._hypothesis).strip()
+        return text_of(self.policy.tentative)
+
+    @property
+    def language(self) -> str | None:
+        """The language decoded (given, or detected on the first decode; None before that)."""
+        return self._language
 
     @property
     def received_s(self) -> float:
-        return self._received / SAMPLE_RATE
+        return self._input.received_s
 
     @property
     def lag_s(self) -> float:
         """Audio received but not yet decoded, in seconds."""
-        with self._lock:
-            return (self._pending_len + self._since_decode) / SAMPLE_RATE
+        return (self._input.pending + self._since_decode) / SAMPLE_RATE
 
     # ---- processing --------------------------------------------------------------------------
     def _emit(self, kind: str, text: str, start: float, end: float, compute_s: float = 0.0,
-              words: list[_Word] | None = None) -> None:
-        timed = tuple((round(w.start, 3), round(w.end, 3), w.word) for w in words or [])
+              words: Sequence[TimedWord] = ()) -> None:
+        timed = tuple((round(w.start, 3), round(w.end, 3), w.text) for w in words)
         event = StreamEvent(kind, text, round(start, 3), round(end, 3), round(self.received_s, 3), round(compute_s, 4),
                             timed)
         self._events.put(event)
         for fn in self._callbacks:
             fn(event)
+
+    def _emit_words(self, kind: str, words: Sequence[TimedWord], compute_s: float) -> None:
+        if words:
+            self._emit(kind, text_of(words), words[0].start, words[-1].end, compute_s, words)
 
     def _run_worker(self) -> None:
         while True:
@@ -247,16 +257,6 @@ class StreamingTranscriber:
             if final:
                 return
 
-    def _take_pending(self, limit: int | None = None) -> np.ndarray:
-        """Up to ``limit`` queued samples (all when None), oldest first."""
-        with self._lock:
-            if limit is None or limit >= self._pending_len:
-                chunks, self._pending, self._pending_len = self._pending, [], 0
-                return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-            joined = np.concatenate(self._pending)
-            self._pending, self._pending_len = [joined[limit:]], joined.size - limit
-            return joined[:limit]
-
     def _process(self, final: bool) -> None:
         """Decode at every ``step_s`` boundary of received audio, so results do not depend on how the
         audio was chunked. When more than ``max_buffer_s`` is queued (compute fell behind), take it all
@@ -265,28 +265,26 @@ class StreamingTranscriber:
             self._drop_backlog()
         while True:
             # Short steps while nothing shows (an utterance's start), then step_s.
-            step_s = self.options.step_s if self._hypothesis or self._history \
+            step_s = self.options.step_s if not self.policy.idle \
                 else min(self.options.first_step_s, self.options.step_s)
             step = max(1, int(step_s * SAMPLE_RATE))
-            behind = self._pending_len > self.options.max_buffer_s * SAMPLE_RATE
-            new = self._take_pending(None if (behind or final) else step - self._since_decode)
+            behind = self._input.pending > self.options.max_buffer_s * SAMPLE_RATE
+            new = self._input.take(None if (behind or final) else step - self._since_decode)
             if new.size:
                 self._append(new)
-            if self._since_decode >= step or (final and self._pending_len == 0):
-                self._update(final and self._pending_len == 0)
-            if self._pending_len == 0 or (not final and self._pending_len < step - self._since_decode):
+            pending = self._input.pending
+            if self._since_decode >= step or (final and pending == 0):
+                self._update(final and pending == 0)
+            pending = self._input.pending
+            if pending == 0 or (not final and pending < step - self._since_decode):
                 break
 
     def _drop_backlog(self) -> None:
         """Real-time mode only: audio queued beyond ``max_lag_s`` is dropped (oldest first), with an event;
         what was committed before the gap stays committed."""
-        limit = int(self.options.max_lag_s * SAMPLE_RATE)
-        with self._lock:
-            excess = self._pending_len - limit
-            if excess <= 0:
-                return
-            joined = np.concatenate(self._pending)
-            self._pending, self._pending_len = [joined[excess:]], joined.size - excess
+        excess = self._input.drop_backlog(int(self.options.max_lag_s * SAMPLE_RATE))
+        if excess <= 0:
+            return
         start = self._buffer_offset + self._buffer.size / SAMPLE_RATE
         if self._buffer.size:  # decode what is buffered before the gap, then start after it
             self._update(final=True)
@@ -322,7 +320,7 @@ class StreamingTranscriber:
         self.stats.max_buffer_s = max(self.stats.max_buffer_s, buffer_s)
         if buffer_s == 0:
             if final:
-                self._commit_all()
+                self._flush()
             return
         has_speech, speech_end, endpoint = self._speech_state()
         t_vad = time.perf_counter()
@@ -334,21 +332,20 @@ class StreamingTranscriber:
                 self._buffer = self._buffer[-keep:]
             self.stats.skipped_silent += 1
             if final:
-                self._commit_all()
+                self._flush()
             return
-        probe = opt.probe_tail_s is not None and not final and endpoint is None and not self._hypothesis \
-            and not self._history
+        probe = opt.probe_tail_s is not None and not final and endpoint is None and self.policy.idle
         before = dict(self.model.backend.timings)
-        words, repetitive = self._transcribe_buffer(opt.probe_tail_s if probe else opt.encoder_tail_s)
+        words, repetitive = self._transcribe_buffer(opt.probe_tail_s if probe else opt.transcribe.encoder_tail_s)
         after = self.model.backend.timings
         self.stats.encoder_s += after["encoder_s"] - before["encoder_s"]
         self.stats.decoder_s += after["decoder_s"] - before["decoder_s"]
         if repetitive:
-            words = _cut_repetition(words)
+            words = cut_repetition(words)
         if speech_end is not None:
             # No words where VAD hears no speech: this removes what Whisper invents in trailing silence
             # ("Thank you.", repetition loops) before it can be committed.
-            words = [w for w in words if w.start < speech_end + 0.2]
+            words = starting_before(words, speech_end + 0.2)
         t_dec = time.perf_counter()
         self.stats.decode_s += t_dec - t_vad
         compute = time.perf_counter() - t0
@@ -357,116 +354,47 @@ class StreamingTranscriber:
         self.stats.per_update.append(compute)
         self.stats.audio_s = self.received_s
         if probe:  # shown, not committed from: the next (full-window) decode starts the agreement
-            self._hypothesis = self._new_words(words)
-            if self._hypothesis:
+            shown = self.policy.preview(words).tentative
+            if shown:
                 self.stats.probes += 1
-                self._emit("tentative", self.tentative_text, self._hypothesis[0].start, self._hypothesis[-1].end,
-                           compute, self._hypothesis)
+                self._emit_words("tentative", shown, compute)
             return
         if final or endpoint is not None:
             cut = endpoint if endpoint is not None and not final else None
-            self._hypothesis = [w for w in words if cut is None or w.start < cut]
-            self._commit_all(compute)
+            self._flush(compute, words if cut is None else starting_before(words, cut))
             if endpoint is not None:
                 self._emit("end_of_utterance", "", self._buffer_offset, endpoint, compute)
                 self._cut_buffer(endpoint)
             return
-        self._local_agreement(words, compute)
+        result = self.policy.update(words)
+        if result.committed:
+            self._emit_words("committed", result.committed, compute)
+            if self._buffer.size / SAMPLE_RATE > opt.trim_s:
+                self._cut_buffer(self.policy.trim_point(self._buffer_offset))
+        self._emit_words("tentative", result.tentative, compute)
         if self._buffer.size / SAMPLE_RATE >= opt.max_buffer_s:  # bound memory and work: force a commit
-            self._commit_all(compute)
-            self._cut_buffer(self._committed[-1].end if self._committed else
-                             self._buffer_offset + self._buffer.size / SAMPLE_RATE)
+            self._flush(compute)
+            committed = self.policy.committed
+            self._cut_buffer(committed[-1].end if committed else self._buffer_offset + self._buffer.size / SAMPLE_RATE)
 
-    def _transcribe_buffer(self, encoder_tail_s: float | None) -> tuple[list[_Word], bool]:
+    def _flush(self, compute: float = 0.0, words: Sequence[TimedWord] | None = None) -> None:
+        self._emit_words("committed", self.policy.flush(words).committed, compute)
+
+    def _transcribe_buffer(self, encoder_tail_s: float | None) -> tuple[list[TimedWord], bool]:
         opt = self.options
         # Prompt with committed text that is no longer in the buffer only (whisper_streaming's rule):
         # prompting with words the buffer still holds makes Whisper skip them and mis-time what follows.
-        before = "".join(w.word for w in self._committed if w.end <= self._buffer_offset + 0.01)
-        prompt = before[-opt.prompt_chars:].strip() or opt.initial_prompt
-        # One temperature (no fallback: an update must cost one decode). The logprob threshold then only
-        # shapes openai's silence rule: a window is skipped when Whisper finds no speech *and* is unsure
-        # of its text. VAD has already heard speech here, and at an utterance's start Whisper's
-        # no-speech probability is often above 0.6 while its first words are right (-0.6 logprob).
-        topts = TranscribeOptions(
-            language=self._language, task=opt.task, temperature=0.0, beam_size=opt.beam_size,
-            word_timestamps=True, initial_prompt=prompt, hotwords=opt.hotwords, condition_on_previous_text=False,
-            encoder_tail_s=encoder_tail_s, logprob_threshold=-1.0, compression_ratio_threshold=None)
+        before = "".join(w.text for w in self.policy.committed if w.end <= self._buffer_offset + 0.01)
+        prompt = before[-opt.prompt_chars:].strip() or opt.transcribe.initial_prompt
+        topts = opt.decode_options(self._language, prompt, encoder_tail_s)
         transcriber = Transcriber(self.model.backend, self.model.tokenizer, topts)
         segments, language, _ = transcriber.run(self._buffer, max_windows=1,
                                                 sample_len=token_budget(self._buffer.size / SAMPLE_RATE))
         self._language = self._language or language
-        repetitive = any(s["result"].compression_ratio > 2.4 for s in segments)
-        return [_Word(self._buffer_offset + w["start"], self._buffer_offset + w["end"], w["word"])
+        looping = opt.transcribe.compression_ratio_threshold
+        repetitive = looping is not None and any(s["result"].compression_ratio > looping for s in segments)
+        return [TimedWord(w["word"], self._buffer_offset + w["start"], self._buffer_offset + w["end"])
                 for s in segments for w in s.get("words") or []], repetitive
-
-    def _new_words(self, words: list[_Word]) -> list[_Word]:
-        """The part of a hypothesis after the committed text (the buffer still holds committed audio)."""
-        if not self._committed:
-            return words
-        # Word times jitter between decodes, so compare ends: a word straddling the boundary is kept,
-        # then dropped below if it repeats the committed tail (up to 5 words).
-        last_end = self._committed[-1].end
-        words = [w for w in words if w.end > last_end - 0.05]
-        tail = [w.key for w in self._committed[-5:]]
-        for n in range(min(5, len(words), len(tail)), 0, -1):
-            if [w.key for w in words[:n]] == tail[-n:]:
-                return words[n:]
-        return words
-
-    def _local_agreement(self, words: list[_Word], compute: float) -> None:
-        words = self._new_words(words)
-        # LocalAgreement-n: commit the longest prefix this hypothesis shares with the previous n-1.
-        recent = (self._history + [words])[-self.options.agreement:]
-        n_commit = 0
-        if len(recent) == self.options.agreement:
-            while all(n_commit < len(h) for h in recent) and \
-                    all(h[n_commit].key == words[n_commit].key for h in recent):
-                n_commit += 1
-        if n_commit:
-            newly = self._append_committed(words[:n_commit])
-            self._emit("committed", "".join(w.word for w in newly).strip(), newly[0].start, newly[-1].end, compute,
-                       newly)
-            if self._buffer.size / SAMPLE_RATE > self.options.trim_s:
-                self._cut_buffer(self._trim_point())
-        self._history = [h[n_commit:] for h in recent][-(self.options.agreement - 1):] \
-            if self.options.agreement > 1 else []
-        self._hypothesis = words[n_commit:]
-        if self._hypothesis:
-            self._emit("tentative", self.tentative_text, self._hypothesis[0].start, self._hypothesis[-1].end, compute,
-                       self._hypothesis)
-
-    def _append_committed(self, words: list[_Word]) -> list[_Word]:
-        """Commit words with times made monotonic (word timing jitters between decodes)."""
-        last = self._committed[-1].end if self._committed else 0.0
-        out = []
-        for w in words:
-            start = max(w.start, last)
-            last = max(w.end, start)
-            out.append(_Word(start, last, w.word))
-        self._committed.extend(out)
-        return out
-
-    def _commit_all(self, compute: float = 0.0) -> None:
-        words = self._new_words(self._hypothesis)
-        if words:
-            words = self._append_committed(words)
-            self._emit("committed", "".join(w.word for w in words).strip(), words[0].start, words[-1].end, compute,
-                       words)
-        self._hypothesis, self._history = [], []
-
-    def _trim_point(self) -> float:
-        """Where to cut: the end of the last committed clause (.,?! ...) that leaves >= 1 s of committed
-        context, else the committed word ending about 1 s before the last. Cutting right at the last
-        committed word would make the next decode start inside a word whose end time is uncertain."""
-        words = [w for w in self._committed if w.end > self._buffer_offset]
-        if not words:
-            return self._buffer_offset
-        limit = words[-1].end - 1.0
-        candidates = [w for w in words if w.end <= limit]
-        clause = [w for w in candidates if w.word.rstrip()[-1:] in ".,?!;:。，？！"]
-        if clause:
-            return clause[-1].end
-        return candidates[-1].end if candidates else self._buffer_offset
 
     def _cut_buffer(self, at: float) -> None:
         """Drop buffered audio before time ``at`` (a committed boundary)."""

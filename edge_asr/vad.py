@@ -20,6 +20,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .constants import SAMPLE_RATE
+from .option_field import option
 from .errors import AudioError, OptionError
 
 FRAME_SAMPLES = 512  # one probability per 32 ms frame at 16 kHz
@@ -43,12 +44,15 @@ class VadOptions:
     speech_pad_ms: chunks grow by this much on each side (neighbours closer than twice this share the gap).
     """
 
-    threshold: float = 0.5
-    neg_threshold: float | None = None
-    min_speech_duration_ms: int = 0
-    max_speech_duration_s: float = float("inf")
-    min_silence_duration_ms: int = 2000
-    speech_pad_ms: int = 400
+    threshold: float = option(0.5, "speech probability threshold", flag="--vad-threshold")
+    neg_threshold: float | None = option(None, "speech ends below this probability (default: threshold - 0.15)",
+                                         cli=False)
+    min_speech_duration_ms: int = option(0, "drop speech chunks this short or shorter", cli=False)
+    max_speech_duration_s: float = option(float("inf"), "split speech longer than this (default: never; 30 in "
+                                                         "batched mode)", flag="--vad-max-speech-s")
+    min_silence_duration_ms: int = option(2000, "silence that splits speech (160 in batched mode)",
+                                          flag="--vad-min-silence-ms")
+    speech_pad_ms: int = option(400, "padding around speech", flag="--vad-speech-pad-ms")
 
 
 def _as_audio(audio: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_asr.errors import EdgeASRError
+from edge_asr.scoring import word_error_rate  # noqa: F401  (kept importable from here)
 
 # fp32 tolerances: ONNX Runtime and PyTorch kernels differ in summation order only.
 FP32_ENCODER_TOL = 1e-2
@@ -30,23 +31,6 @@ class Clip:
     name: str
     audio: np.ndarray  # 16 kHz mono float32
     reference: str | None = None
-
-
-def word_error_rate(references: list[str], hypotheses: list[str]) -> float:
-    """Corpus WER after the Whisper English text normalizer (whisper-normalizer package)."""
-    import jiwer
-    from whisper_normalizer.english import EnglishTextNormalizer
-
-    norm = EnglishTextNormalizer()
-    refs, hyps = [], []
-    for r, h in zip(references, hypotheses):
-        r, h = norm(r).strip(), norm(h).strip()
-        if r:
-            refs.append(r)
-            hyps.append(h)
-    if not refs:
-        return 0.0
-    return float(jiwer.wer(refs, hyps))
 
 
 def same_greedy_tokens(ours: list[int], theirs: list[int], limit: int) -> bool:

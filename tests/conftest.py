@@ -21,6 +21,23 @@ def have(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+def norm(text: str) -> str:
+    """``text`` after Whisper's English normalizer (edge_asr.scoring, the one scoring implementation)."""
+    from edge_asr.scoring import normalize
+
+    return normalize(text, "en")
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    """WER of one hypothesis after Whisper's English normalizer (edge_asr.scoring)."""
+    from edge_asr.scoring import wer as corpus_wer
+
+    return corpus_wer([reference], [hypothesis], "en")
+
+
+# The committed tiny random model (scripts/make_tiny_model.py): runtime tests run on it without torch.
+TINY_MODEL = REPO / "tests" / "assets" / "tiny-model"
+
 needs_export = pytest.mark.skipif(not (have("torch") and have("transformers") and have("onnx")),
                                   reason="needs the export extra (torch, transformers, onnx)")
 
@@ -38,6 +55,16 @@ def sample_audio() -> np.ndarray:
     from edge_asr.audio import load_audio
 
     return load_audio(SAMPLE)
+
+
+@pytest.fixture(scope="session")
+def runtime_model_dir(tmp_path_factory) -> Path:
+    """A copy of the committed tiny model folder (copied: tests write hash and fidelity stamps into it)."""
+    import shutil
+
+    dst = tmp_path_factory.mktemp("runtime") / "tiny-model"
+    shutil.copytree(TINY_MODEL, dst)
+    return dst
 
 
 @pytest.fixture(scope="session")

@@ -5,23 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import SAMPLE_TEXT, needs_export, shared_clip
+from conftest import SAMPLE_TEXT, norm, shared_clip, wer
 from edge_asr.batched import speech_windows
 from edge_asr.errors import DecodingError
 
-pytestmark = needs_export
-
-
-def norm(text: str) -> str:
-    from whisper_normalizer.english import EnglishTextNormalizer
-
-    return EnglishTextNormalizer()(text)
-
-
-def wer(ref: str, hyp: str) -> float:
-    from edge_asr_export.validate import word_error_rate
-
-    return word_error_rate([ref], [hyp])
+# Tests on real weights skip by themselves without the export extra (the real_model/pulled fixtures);
+# the others run on the committed tiny model (runtime only, no torch).
 
 
 def test_speech_windows_merge_neighbours_up_to_30_s():
@@ -32,10 +21,10 @@ def test_speech_windows_merge_neighbours_up_to_30_s():
     assert speech_windows([]) == []
 
 
-def test_options_that_need_the_sequential_loop_are_refused(tiny_model_dir, sample_audio):
+def test_options_that_need_the_sequential_loop_are_refused(runtime_model_dir, sample_audio):
     import edge_asr
 
-    model = edge_asr.load_model(tiny_model_dir, device="cpu")
+    model = edge_asr.load_model(runtime_model_dir, device="cpu")
     with pytest.raises(DecodingError, match="batch_size=1"):
         model.transcribe(sample_audio, batch_size=4, prefix="Hello")
     with pytest.raises(DecodingError, match="batch_size must be at least 1"):

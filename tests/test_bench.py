@@ -221,16 +221,36 @@ def test_missing_anchor_is_skipped_with_reason(monkeypatch):
 def test_cli_bench_hook(monkeypatch, capsys):
     from edge_asr.cli import main
 
-    with pytest.raises(SystemExit) as e:  # the bench's own parser answers --help through the hook
-        main(["bench", "--help"])
-    assert e.value.code == 0 and "--quick" in capsys.readouterr().out
+    assert main(["bench", "--help"]) == 0  # the command list
+    out = capsys.readouterr().out
+    for command in ("run", "accuracy", "quality", "streaming", "memory", "quantization"):
+        assert f"    {command}" in out, command
+    for argv in (["bench", "run", "--help"], ["bench", "--quick", "--help"]):  # options alone go to `run`
+        with pytest.raises(SystemExit) as e:  # the bench's own parser answers --help through the hook
+            main(argv)
+        assert e.value.code == 0 and "--quick" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        main(["bench", "accuracy", "--help"])
+    assert e.value.code == 0 and "edge-asr bench accuracy" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        main(["bench", "no-such-bench"])
+    assert e.value.code == 2 and "unknown command" in capsys.readouterr().err
     monkeypatch.setitem(__import__("sys").modules, "edge_asr_bench.cli", None)  # as if the extra were missing
     assert main(["bench", "--quick"]) == 3
     assert "edge-asr[bench]" in capsys.readouterr().err
 
 
+def test_edge_asr_bench_help_lists_the_commands():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "edge_asr.cli", "bench", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert all(c in out.stdout for c in ("run", "accuracy", "quality", "streaming", "memory", "quantization"))
+
+
 def test_scoring_and_random_sizes():
-    from edge_asr_bench.corpus import error_rate
+    from edge_asr.scoring import error_rate
     from edge_asr_bench.random_models import SIZES, export_blocker
     from edge_asr_bench.stats import Stats
 

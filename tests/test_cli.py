@@ -1,6 +1,7 @@
 """The edge-asr command as a user runs it (subprocesses for exit codes, in-process for speed)."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -9,16 +10,15 @@ import pytest
 from conftest import REPO, SAMPLE, needs_export
 from edge_asr.cli import main
 
-pytestmark = needs_export
 
 
-def test_transcribe_json_to_output_dir_and_bad_file_does_not_stop_others(tiny_model_dir, tmp_path, capsys):
+def test_transcribe_json_to_output_dir_and_bad_file_does_not_stop_others(runtime_model_dir, tmp_path, capsys):
     bad = tmp_path / "broken.wav"
     bad.write_bytes(b"RIFF" + b"\x00" * 64)
     copy = tmp_path / "clip.flac"
     copy.write_bytes(SAMPLE.read_bytes())
     out_dir = tmp_path / "out"
-    code = main(["transcribe", str(bad), str(copy), "--model", str(tiny_model_dir), "--language", "en",
+    code = main(["transcribe", str(bad), str(copy), "--model", str(runtime_model_dir), "--language", "en",
                  "-f", "json", "--output-dir", str(out_dir), "--device", "cpu", "--no-progress"])
     err = capsys.readouterr().err
     assert code == 1
@@ -29,10 +29,15 @@ def test_transcribe_json_to_output_dir_and_bad_file_does_not_stop_others(tiny_mo
     assert not (out_dir / "broken.json").exists()
 
 
-def test_transcribe_txt_to_stdout(tiny_model_dir, capsys):
-    assert main(["transcribe", str(SAMPLE), "-m", str(tiny_model_dir), "--device", "cpu", "--language", "de",
-                 "--no-progress"]) == 0
-    assert capsys.readouterr().out.endswith("\n")
+def test_transcribe_txt_to_stdout(runtime_model_dir, capsys):
+    import edge_asr
+    from edge_asr.writers import format_result
+
+    assert main(["transcribe", str(SAMPLE), "-m", str(runtime_model_dir), "--device", "cpu", "--language", "de",
+                 "--best-of", "2", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    expected = edge_asr.load_model(runtime_model_dir, device="cpu").transcribe(SAMPLE, language="de", best_of=2)
+    assert out == format_result(expected, "txt", str(SAMPLE)) and out.endswith("\n")  # the API's text, as txt
 
 
 def test_missing_model_is_a_clear_error(tmp_path, capsys, monkeypatch):
@@ -42,11 +47,37 @@ def test_missing_model_is_a_clear_error(tmp_path, capsys, monkeypatch):
 
 
 def test_help_lists_the_options():
+    """Every TranscribeOptions field meant for the command line has a flag whose help is the field's."""
+    from dataclasses import fields
+
+    from edge_asr.cli_options import flag_of
+    from edge_asr.options import TranscribeOptions
+
     out = subprocess.run([sys.executable, "-m", "edge_asr", "transcribe", "--help"], capture_output=True,
-                         text=True, cwd=REPO)
+                         text=True, cwd=REPO, env={**os.environ, "COLUMNS": "400"})
     assert out.returncode == 0
-    for opt in ("--model", "--device", "--language", "--output-format", "--output-dir", "--task", "--threads"):
+    for opt in ("--model", "--device", "--output-format", "--output-dir", "--threads", "--vad-threshold"):
         assert opt in out.stdout
+    cli_fields = [f for f in fields(TranscribeOptions) if f.metadata.get("cli", True)]
+    assert len(cli_fields) >= 20
+    for f in cli_fields:
+        assert flag_of(f) in out.stdout, f.name
+        assert " ".join(f.metadata["help"].split()[:4]) in " ".join(out.stdout.split()), f.name
+
+
+def test_cli_flags_build_the_same_options_as_the_api():
+    from edge_asr.cli import _options_from_args, build_parser
+    from edge_asr.options import TranscribeOptions
+    from edge_asr.vad import VadOptions
+
+    args = build_parser().parse_args(["transcribe", "a.flac"])
+    assert _options_from_args(args) == TranscribeOptions()  # every default comes from the dataclass
+    args = build_parser().parse_args(["transcribe", "a.flac", "--temperature", "0", "0.5", "--beam-size", "3",
+                                      "--no-condition-on-previous-text", "--silence-peak-db", "none",
+                                      "--vad-filter", "--vad-min-silence-ms", "500", "--encoder-tail", "2"])
+    assert _options_from_args(args) == TranscribeOptions(
+        temperature=(0.0, 0.5), beam_size=3, condition_on_previous_text=False, silence_peak_db=None,
+        vad_filter=True, vad_options=VadOptions(min_silence_duration_ms=500), encoder_tail_s=2.0)
 
 
 def test_export_commands_name_the_missing_extra(tmp_path):
@@ -57,6 +88,7 @@ def test_export_commands_name_the_missing_extra(tmp_path):
     assert "edge-asr[export]" in out.stderr and "Traceback" not in out.stderr
 
 
+@needs_export
 def test_export_cli_end_to_end(tiny_checkpoint, tmp_path):
     out = subprocess.run([sys.executable, "-m", "edge_asr", "export", str(tiny_checkpoint), "-o", str(tmp_path / "m"),
                           "--quantize", "fp32"], capture_output=True, text=True, cwd=REPO, timeout=600)

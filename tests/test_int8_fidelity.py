@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import edge_asr
-from conftest import needs_export
+from conftest import have, needs_export
 from edge_asr import quantization
 from edge_asr.errors import ModelError
 from edge_asr.fidelity import CACHE_FILE, REFERENCE_FILE, FidelityError, edit_distance
@@ -89,10 +89,9 @@ def test_int8_export_records_the_scheme_and_its_weights_cannot_saturate(tiny_int
         assert {dtype for dtype, _ in ranges.values()} <= {"int8", "uint8"}
 
 
-@needs_export
-def test_legacy_int8_folder_warns_only_where_it_can_saturate(tiny_int8, tmp_path, monkeypatch):
+def test_legacy_int8_folder_warns_only_where_it_can_saturate(runtime_model_dir, tmp_path, monkeypatch):
     legacy = tmp_path / "legacy"
-    shutil.copytree(tiny_int8, legacy)
+    shutil.copytree(runtime_model_dir, legacy)
     manifest = json.loads((legacy / "manifest.json").read_text())
     del manifest["quantization_scheme"]  # as written before the field existed
     (legacy / "manifest.json").write_text(json.dumps(manifest))
@@ -105,12 +104,15 @@ def test_legacy_int8_folder_warns_only_where_it_can_saturate(tiny_int8, tmp_path
         warnings.simplefilter("error", edge_asr.SaturationRiskWarning)
         edge_asr.load_model(legacy, device="cpu")
         monkeypatch.setattr(quantization, "cpu_flags", lambda: AVX2_ONLY)
-        edge_asr.load_model(tiny_int8, device="cpu")  # the current scheme never warns
+        edge_asr.load_model(runtime_model_dir, device="cpu")  # the current scheme never warns
 
 
-@needs_export
-def test_fidelity_passes_on_faithful_folders_and_is_cached(tiny_model_dir, tiny_int8, tmp_path):
-    for src in (tiny_model_dir, tiny_int8):
+def test_fidelity_passes_on_faithful_folders_and_is_cached(runtime_model_dir, tmp_path, request):
+    """The committed int8 folder (runtime only); with the export extra, a fresh fp32 export too."""
+    sources = [runtime_model_dir]
+    if have("torch") and have("transformers") and have("onnx"):
+        sources.append(request.getfixturevalue("tiny_model_dir"))
+    for src in sources:
         folder = tmp_path / src.name
         shutil.copytree(src, folder)
         (folder / CACHE_FILE).unlink(missing_ok=True)
@@ -161,14 +163,13 @@ def test_perturbed_decoder_fails_the_fidelity_check(tiny_model_dir, tmp_path, ca
     assert report["verdict"] == "fail" and report["cached"] is True and report["top1_agreement"] < 0.75
 
 
-@needs_export
-def test_verify_cli_passes_and_old_folders_say_how_to_rebuild(tiny_model_dir, tmp_path, capsys):
+def test_verify_cli_passes_and_old_folders_say_how_to_rebuild(runtime_model_dir, tmp_path, capsys):
     from edge_asr.cli import main
 
-    assert main(["verify", str(tiny_model_dir)]) == 0
+    assert main(["verify", str(runtime_model_dir)]) == 0
     assert "fidelity PASS" in capsys.readouterr().out
     old = tmp_path / "old"
-    shutil.copytree(tiny_model_dir, old)
+    shutil.copytree(runtime_model_dir, old)
     (old / REFERENCE_FILE).unlink()
     manifest = json.loads((old / "manifest.json").read_text())
     del manifest["files"][REFERENCE_FILE], manifest["fidelity"]

@@ -13,13 +13,12 @@ from conftest import REPO, SAMPLE, needs_export
 from edge_asr.errors import ModelError, ModelNotFoundError
 from edge_asr.providers import ProviderFallbackWarning
 
-pytestmark = needs_export
 
 
 @pytest.fixture
-def model_copy(tiny_model_dir, tmp_path):
+def model_copy(runtime_model_dir, tmp_path):
     dst = tmp_path / "model"
-    shutil.copytree(tiny_model_dir, dst)
+    shutil.copytree(runtime_model_dir, dst)
     return dst
 
 
@@ -70,33 +69,33 @@ def test_unknown_model_names(tmp_path, monkeypatch):
         edge_asr.load_model("no-such-model")
 
 
-def test_name_resolves_to_cached_folder(tiny_model_dir, tmp_path, monkeypatch):
+def test_name_resolves_to_cached_folder(runtime_model_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("EDGE_ASR_CACHE", str(tmp_path))
-    shutil.copytree(tiny_model_dir, tmp_path / "models" / "mymodel-int8")
+    shutil.copytree(runtime_model_dir, tmp_path / "models" / "mymodel-int8")
     model = edge_asr.load_model("mymodel", device="cpu")
     assert model.manifest.folder == tmp_path / "models" / "mymodel-int8"
 
 
-def test_cuda_request_falls_back_to_cpu_with_warning(tiny_model_dir):
+def test_cuda_request_falls_back_to_cpu_with_warning(runtime_model_dir):
     import onnxruntime as ort
 
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("this onnxruntime has CUDA: no fallback to observe")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model = edge_asr.load_model(tiny_model_dir, device="cuda")
+        model = edge_asr.load_model(runtime_model_dir, device="cuda")
     msgs = [str(w.message) for w in caught if issubclass(w.category, ProviderFallbackWarning)]
     assert msgs and "CUDAExecutionProvider" in msgs[0] and "onnxruntime-gpu" in msgs[0]
     assert model.device == "cpu"
     assert model.transcribe(SAMPLE, language="en").duration > 1
     with pytest.raises(ValueError, match="device must be"):
-        edge_asr.load_model(tiny_model_dir, device="tpu")
+        edge_asr.load_model(runtime_model_dir, device="tpu")
 
 
-def test_runtime_never_imports_torch_or_transformers(tiny_model_dir):
+def test_runtime_never_imports_torch_or_transformers(runtime_model_dir):
     code = f"""
 import sys, edge_asr
-m = edge_asr.load_model({str(tiny_model_dir)!r}, device="cpu")
+m = edge_asr.load_model({str(runtime_model_dir)!r}, device="cpu")
 r = m.transcribe({str(SAMPLE)!r}, language="de")
 assert r.duration > 1 and r.language == "de"
 m.detect_language({str(SAMPLE)!r})
@@ -108,10 +107,10 @@ print("LOADED:", bad)
     assert "LOADED: []" in out.stdout
 
 
-def test_decoding_option_errors(tiny_model_dir):
+def test_decoding_option_errors(runtime_model_dir):
     from edge_asr.errors import DecodingError
 
-    model = edge_asr.load_model(tiny_model_dir, device="cpu")
+    model = edge_asr.load_model(runtime_model_dir, device="cpu")
     with pytest.raises(DecodingError, match="unknown language code 'xx'"):
         model.transcribe(SAMPLE, language="xx")
     with pytest.raises(DecodingError, match="unknown task"):
@@ -127,6 +126,7 @@ def english_only_dir(tmp_path_factory):
     return export_model(ckpt, tmp_path_factory.mktemp("en-model") / "m", "int8", log=lambda m: None)[0]
 
 
+@needs_export
 def test_english_only_model_rejects_other_languages_and_translate(english_only_dir):
     from edge_asr.errors import DecodingError
 
@@ -157,3 +157,33 @@ def test_optimized_graph_cache_is_reused_and_rebuilt_when_broken(model_copy, tmp
     rebuilt = edge_asr.load_model(model_copy, device="cpu")
     assert rebuilt.transcribe(sample_audio[:16000 * 5], language="en").text == expected
     assert saved[0].stat().st_size > 1000  # rewritten
+
+
+def test_runtime_commands_work_with_torch_unimportable(runtime_model_dir, tmp_path):
+    """As on a runtime-only install: torch, transformers and onnx cannot be imported at all, and
+    transcribe (sequential, batched, word timing), streaming and verify still run on the committed model."""
+    code = f"""
+import sys
+for name in ("torch", "transformers", "onnx", "jiwer"):
+    sys.modules[name] = None  # import raises ImportError
+import numpy as np, edge_asr
+from edge_asr.cli import main
+from edge_asr.streaming import StreamingOptions, StreamingTranscriber
+from edge_asr.options import TranscribeOptions
+assert main(["transcribe", {str(SAMPLE)!r}, "-m", {str(runtime_model_dir)!r}, "--language", "en", "-f", "srt",
+             "--word-timestamps", "-o", {str(tmp_path)!r}, "--no-progress"]) == 0
+assert main(["transcribe", {str(SAMPLE)!r}, "-m", {str(runtime_model_dir)!r}, "--language", "en",
+             "--batch-size", "2", "--no-progress"]) == 0
+assert main(["verify", {str(runtime_model_dir)!r}]) == 0
+m = edge_asr.load_model({str(runtime_model_dir)!r}, device="cpu")
+audio = edge_asr.audio.load_audio({str(SAMPLE)!r})
+st = StreamingTranscriber(m, StreamingOptions(transcribe=TranscribeOptions(language="en"), vad=False))
+for i in range(0, len(audio), 8000):
+    st.feed(audio[i:i + 8000])
+st.finish()
+print("OK")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "OK" in out.stdout and "fidelity PASS" in out.stdout
+    assert (tmp_path / "sample.srt").read_text().startswith("1\n00:00:")

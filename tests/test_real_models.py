@@ -37,14 +37,13 @@ def test_pull_exports_faithful_fp32_and_int8(pulled, name):
 
 def test_base_int8_transcribes_jfk_to_the_reference(pulled, shared_manifest):
     import edge_asr
-    from whisper_normalizer.english import EnglishTextNormalizer
+    from edge_asr.scoring import normalize
 
     ref = next(r for r in shared_manifest if r["id"] == "en_jfk")
     model = edge_asr.load_model(pulled("base", "int8"), device="cpu")
     result = model.transcribe(SHARED_AUDIO / ref["audio"])
-    norm = EnglishTextNormalizer()
     assert result.language == "en"
-    assert norm(result.text) == norm(ref["text"])
+    assert normalize(result.text) == normalize(ref["text"])
     seg = result.segments
     assert seg[0].start == 0.0 and all(a.end <= b.start + 1e-6 for a, b in zip(seg, seg[1:]))
     assert seg[-1].end <= result.duration
@@ -52,7 +51,7 @@ def test_base_int8_transcribes_jfk_to_the_reference(pulled, shared_manifest):
 
 def test_long_form_segments_are_monotonic_and_cover_the_file(pulled, shared_manifest):
     import edge_asr
-    from edge_asr_export.validate import word_error_rate
+    from edge_asr.scoring import word_error_rate
 
     ref = next(r for r in shared_manifest if r["id"] == "en_librivox_sonnet001")
     model = edge_asr.load_model(pulled("tiny.en", "int8"), device="cpu")
@@ -66,8 +65,8 @@ def test_long_form_segments_are_monotonic_and_cover_the_file(pulled, shared_mani
 @pytest.mark.skipif(not (have("jiwer") and have("whisper_normalizer")), reason="needs jiwer, whisper-normalizer")
 @pytest.mark.parametrize("name", ["tiny.en", "base"])
 def test_wer_close_to_transformers_on_shared_english_clips(pulled, real_cache, shared_manifest, name):
+    from edge_asr.scoring import word_error_rate
     from edge_asr_bench.accuracy import english_clips, transcribe_edge, transcribe_hf
-    from edge_asr_export.validate import word_error_rate
 
     clips = english_clips(SHARED_AUDIO / "manifest.jsonl")
     refs = [c.text for c in clips]
@@ -130,9 +129,9 @@ INT8_LONG_FORM_MAX_WER_ABOVE_FP32 = 0.02
 
 def test_int8_long_form_stays_close_to_fp32(pulled, shared_manifest):
     import edge_asr
+    from edge_asr.scoring import error_rate
     from edge_asr_bench.corpus import read_manifest
     from edge_asr_bench.quantization import long_english
-    from edge_asr_bench.corpus import error_rate
 
     clips = [c for c in read_manifest(SHARED_AUDIO / "manifest.jsonl") if c.language == "en"]
     audio, text, _ = long_english(clips, 180.0)

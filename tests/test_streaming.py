@@ -11,33 +11,29 @@ import numpy as np
 import pytest
 
 import edge_asr
-from conftest import SAMPLE, SAMPLE_TEXT, needs_export
+from conftest import SAMPLE, SAMPLE_TEXT, wer
+from edge_asr.commit_policy import TimedWord
 from edge_asr.streaming import StreamingOptions, StreamingTranscriber
 
-pytestmark = needs_export
-
-
-def wer(ref: str, hyp: str) -> float:
-    from edge_asr_export.validate import word_error_rate
-
-    return word_error_rate([ref], [hyp])
+# Tests on real weights skip by themselves without the export extra (the real_model/pulled fixtures);
+# the others run on the committed tiny model (runtime only, no torch).
 
 
 def stream(model, audio, chunk: int, **opts):
     events = []
-    st = StreamingTranscriber(model, StreamingOptions(language="en", **opts), on_event=events.append)
+    st = StreamingTranscriber(model, StreamingOptions.from_fields(language="en", **opts), on_event=events.append)
     for i in range(0, len(audio), chunk):
         st.feed(audio[i:i + chunk])
     text = st.finish()
     return st, text, events
 
 
-def test_lag_drops_oldest_audio_with_an_event_and_keeps_committed_text(tiny_model_dir):
-    model = edge_asr.load_model(tiny_model_dir, device="cpu")
+def test_lag_drops_oldest_audio_with_an_event_and_keeps_committed_text(runtime_model_dir):
+    model = edge_asr.load_model(runtime_model_dir, device="cpu")
     events = []
-    st = StreamingTranscriber(model, StreamingOptions(language="en", max_lag_s=2.0, vad=False),
+    st = StreamingTranscriber(model, StreamingOptions.from_fields(language="en", max_lag_s=2.0, vad=False),
                               on_event=events.append, background=True)
-    st._committed.append(__import__("edge_asr.streaming", fromlist=["_Word"])._Word(0.0, 0.5, " kept"))
+    st.policy.flush([TimedWord(" kept", 0.0, 0.5)])  # committed before the gap
     st.feed(np.zeros(16000 * 10, np.float32))  # 10 s arrive at once: 8 s over the lag budget
     for _ in range(100):
         if any(e.kind == "dropped" for e in events):
@@ -50,9 +46,9 @@ def test_lag_drops_oldest_audio_with_an_event_and_keeps_committed_text(tiny_mode
         st.feed(np.zeros(100, np.float32))
 
 
-def test_any_dtype_rate_and_channels_are_accepted(tiny_model_dir, sample_audio):
-    model = edge_asr.load_model(tiny_model_dir, device="cpu")
-    st = StreamingTranscriber(model, StreamingOptions(language="en", vad=False, step_s=5.0))
+def test_any_dtype_rate_and_channels_are_accepted(runtime_model_dir, sample_audio):
+    model = edge_asr.load_model(runtime_model_dir, device="cpu")
+    st = StreamingTranscriber(model, StreamingOptions.from_fields(language="en", vad=False, step_s=5.0))
     pcm = (sample_audio[:16000 * 2] * 32767).astype(np.int16)
     stereo_48k = np.repeat(np.stack([pcm, pcm], axis=1), 3, axis=0)  # (frames, 2) at 48 kHz
     for i in range(0, len(stereo_48k), 4800):
@@ -154,18 +150,18 @@ def test_listen_with_a_fake_microphone_keeps_text_when_the_device_disappears(pul
     assert {"kind", "text", "start", "end", "emitted_at"} <= set(data["events"][0])
 
 
-def test_listen_without_input_device_is_a_clear_error(tiny_model_dir, monkeypatch, capsys):
+def test_listen_without_input_device_is_a_clear_error(runtime_model_dir, monkeypatch, capsys):
     from edge_asr.cli import main
 
     monkeypatch.setitem(sys.modules, "sounddevice", FakeSoundDevice(None, inputs=False))
-    assert main(["listen", "--model", str(tiny_model_dir)]) == 2
+    assert main(["listen", "--model", str(runtime_model_dir)]) == 2
     assert "no audio input device" in capsys.readouterr().err
 
 
-def test_listen_file_json_has_events(tiny_model_dir, capsys):
+def test_listen_file_json_has_events(runtime_model_dir, capsys):
     from edge_asr.cli import main
 
-    assert main(["listen", "--file", str(SAMPLE), "--model", str(tiny_model_dir), "--language", "en",
+    assert main(["listen", "--file", str(SAMPLE), "--model", str(runtime_model_dir), "--language", "en",
                  "-f", "json", "--no-vad", "--step", "2"]) == 0
     import json
 
@@ -190,7 +186,7 @@ def test_probes_show_first_words_from_a_reduced_window_and_commits_come_from_ful
         seen: list[tuple[str, int]] = []  # (event kind, frames of the encode that preceded it)
         model.backend.encode = recording_encode
         try:
-            st = StreamingTranscriber(model, StreamingOptions(language="en", probe_tail_s=tail),
+            st = StreamingTranscriber(model, StreamingOptions.from_fields(language="en", probe_tail_s=tail),
                                       on_event=lambda e: seen.append((e.kind, frames[-1])))
             for i in range(0, len(audio), 1600):
                 st.feed(audio[i:i + 1600])
@@ -207,11 +203,11 @@ def test_probes_show_first_words_from_a_reduced_window_and_commits_come_from_ful
     assert wer(texts[None], texts[1.0]) <= 0.2
 
 
-def test_decoding_stops_at_the_token_cap(tiny_model_dir, sample_audio):
+def test_decoding_stops_at_the_token_cap(runtime_model_dir, sample_audio):
     """Streaming caps each update's decode (a looping decode must not stall the stream)."""
     from edge_asr.transcribe import TranscribeOptions, Transcriber
 
-    model = edge_asr.load_model(tiny_model_dir, device="cpu")
+    model = edge_asr.load_model(runtime_model_dir, device="cpu")
     opts = TranscribeOptions(language="en", temperature=0.0, logprob_threshold=None, no_speech_threshold=None,
                              compression_ratio_threshold=None, silence_peak_db=None)
     for cap in (3, 7):
