@@ -38,7 +38,7 @@ import numpy as np
 
 from .commit_policy import CommitPolicy, LocalAgreement, TimedWord, cut_repetition, starting_before, text_of
 from .constants import SAMPLE_RATE
-from .errors import StreamError
+from .errors import StreamError, UnknownOptionError
 from .option_field import option
 from .stream_input import StreamInput
 from .options import TranscribeOptions
@@ -94,7 +94,7 @@ class StreamingOptions:
         decode = {k: kwargs.pop(k) for k in list(kwargs) if k not in own}
         unknown = sorted(set(decode) - TranscribeOptions.names())
         if unknown:
-            raise TypeError(f"not a StreamingOptions or TranscribeOptions field: {', '.join(unknown)}")
+            raise UnknownOptionError(f"not a StreamingOptions or TranscribeOptions field: {', '.join(unknown)}")
         base = kwargs.pop("transcribe", None) or TranscribeOptions()
         return cls(transcribe=replace(base, **decode), **kwargs)
 
@@ -107,9 +107,7 @@ class StreamingOptions:
         Whisper's no-speech probability is often above 0.6 while its first words are right (-0.6
         logprob). Word timestamps on (commits need word times); no conditioning, prefix, VAD filter or
         batching (each decode is one window of the buffer, prompted with ``prompt``)."""
-        temps = self.transcribe.temperature
-        first = temps if isinstance(temps, (int, float)) or not temps else temps[0]
-        return replace(self.transcribe, language=language, temperature=first, word_timestamps=True,
+        return replace(self.transcribe, language=language, temperature=self.transcribe.temperatures[0], word_timestamps=True,
                        initial_prompt=prompt, condition_on_previous_text=False, prefix=None,
                        encoder_tail_s=encoder_tail_s, compression_ratio_threshold=None, vad_filter=False,
                        batch_size=1)
