@@ -37,7 +37,7 @@ class BenchConfig:
     long_seconds: float | None = None
     accuracy_clips: int | None = None
     accuracy: bool = True
-    streaming: bool = True  # first-partial / commit latency (streaming_probe.py) when edge_asr.streaming exists
+    streaming: bool = True  # first-partial / commit latency (streaming_section.py) when edge_asr.streaming exists
     ct2: tuple[tuple[str, str], ...] = ()  # (model name, CTranslate2 folder) overrides
     hf: tuple[tuple[str, str], ...] = ()  # (model name, transformers checkpoint) overrides
     job_timeout_s: float = 3600.0

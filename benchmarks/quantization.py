@@ -78,7 +78,7 @@ def speed(folders: dict[str, Path], samples: np.ndarray, rounds: int, threads: i
     machine drift hits all alike; medians."""
     import edge_asr
 
-    from .edge_probe import EdgeProbe
+    from .stage_timing import EdgeProbe
     from .stats import Stats
 
     probes = {v: EdgeProbe(edge_asr.load_model(f, device="cpu", threads=threads), 1, "en", 64)

@@ -20,7 +20,7 @@ from .machine import load_average, machine_info
 from .plan import BenchConfig, Planned, pairs, plan_anchors, plan_edge, plan_random_sizes
 from .schema import SCHEMA
 from .spec import RANDOM_LABEL, ClipInfo, RunSpec, Workload
-from .streaming_probe import parse_row, streaming_clips, streaming_section, streaming_specs
+from .streaming_section import parse_row, streaming_clips, streaming_section, streaming_specs
 
 # numpy's BLAS and OpenMP pools size themselves to all cores unless told (THREAD_VARS); the threads axis
 # must hold for everything in the worker (log-mel's matrix product included), not only for onnxruntime.

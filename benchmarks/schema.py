@@ -2,7 +2,7 @@
 
 Top level: ``schema``, ``created``, ``note``, ``command``, ``quick``, ``machine`` (machine.py),
 ``settings`` (repeats, axes, edge_modes, anchor_modes), ``workload`` (short clip, long file, scored clips),
-``anchors`` ({system: {status, reason, version}}), ``configs``, ``ratios``, ``streaming`` (streaming_probe.py),
+``anchors`` ({system: {status, reason, version}}), ``configs``, ``ratios``, ``streaming`` (streaming_section.py),
 ``encoder_efficiency`` (flops.py; absent in reports written before it).
 
 A config: ``id``, ``spec`` (spec.RunSpec; ``mode``: "plain", or spec.parse_mode's tailX / batchN, also
@@ -19,7 +19,7 @@ ok), ``label`` ("random weights, latency only" or null) and, when ok:
   seconds} or null with accuracy_reason); mode_options (real weights: the mode's transcribe keywords)
 A ratio: ``edge``, ``anchor`` (config ids), ``status``, ``rounds``, ``anchor_threads``, ``metrics``
 ({short_clip_s|long_file_s: {edge, anchor, ratio: stats, ratios: per round}}).
-Streaming (streaming_probe.py): ``status``, ``reason``, ``fields``, ``method``, ``clips`` and ``configs``
+Streaming (streaming_section.py): ``status``, ``reason``, ``fields``, ``method``, ``clips`` and ``configs``
 ({edge config id: {status, first_partial_s, commit_s (stats), update_rtf, wer_streaming, wer_offline,
 peak_rss_mb, clips: per-clip rows}}).
 Encoder efficiency: ``method``, ``fp32_peak`` (also ``machine.fp32_peak``: measured_gflops {threads: GFLOP/s

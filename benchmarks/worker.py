@@ -4,7 +4,7 @@ The parent (runner.py) starts one of these per configuration, so the peak RSS a 
 that configuration's alone, and a crash or out-of-memory in one configuration is reported as that
 configuration's failure instead of ending the run. Jobs:
 - ``config``: load time, short-clip latency, long-file RTF, peak RSS, accuracy; edge-asr adds its
-  stage latencies (edge_probe.py; a full 30 s window whatever the mode); random-weight models are timed
+  stage latencies (stage_timing.py; a full 30 s window whatever the mode); random-weight models are timed
   with forced decoding only. A mode (tailX, batchN) changes only the transcribe calls (systems.py).
 - ``pair``: an edge-asr configuration and an anchor loaded side by side, timed in alternation
   (edge, anchor, then anchor, edge, ...) so drift on a shared machine hits both alike; the ratio is
@@ -88,7 +88,7 @@ def measure_config(spec: RunSpec, settings: Settings, work: Workload) -> dict:
                     "label": RANDOM_LABEL if random_weights else None,
                     "folder_size_mb": folder_size_mb(spec.path), "latency": latency}
     if spec.system == "edge-asr":
-        from .edge_probe import EdgeProbe, forced_e2e
+        from .stage_timing import EdgeProbe, forced_e2e
 
         model = obj if random_weights else obj.model
         probe = EdgeProbe(model, spec.n_group, work.short.language, settings.forced_tokens)
