@@ -98,3 +98,13 @@ def test_export_cli_end_to_end(tiny_checkpoint, tmp_path):
     again = subprocess.run([sys.executable, "-m", "edge_asr", "export", str(tiny_checkpoint), "-o", str(tmp_path / "m")],
                            capture_output=True, text=True, cwd=REPO, timeout=600)
     assert again.returncode == 2 and "--force" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_output_piped_into_a_reader_that_stops_early_is_not_an_error(runtime_model_dir):
+    """`edge-asr verify MODEL --json | head -0`: the reader is gone before anything is written; the
+    command stops quietly (exit 141, as Unix tools killed by SIGPIPE report) instead of a traceback."""
+    proc = subprocess.Popen([sys.executable, "-m", "edge_asr", "verify", str(runtime_model_dir), "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+    proc.stdout.close()  # the reader stops before the first line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and "Traceback" not in err, err
