@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .constants import CHUNK_LENGTH, FRAMES_PER_SECOND, HOP_LENGTH, N_FFT, N_FRAMES, N_SAMPLES, SAMPLE_RATE  # noqa: F401
+from .constants import HOP_LENGTH, N_FFT, N_FRAMES, SAMPLE_RATE
 
 
 def _hz_to_mel(f: np.ndarray) -> np.ndarray:

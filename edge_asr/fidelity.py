@@ -150,7 +150,8 @@ def measure(backend: OnnxBackend, tok: Tokenizer) -> FidelityReport:
     import onnxruntime as ort
 
     from .decoding import DecodingOptions, DecodingTask
-    from .features import N_SAMPLES, log_mel_spectrogram, pad_or_trim
+    from .constants import N_SAMPLES
+    from .features import log_mel_spectrogram, pad_or_trim
 
     manifest = backend.manifest
     ref = load_reference(manifest.folder)

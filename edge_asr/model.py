@@ -12,7 +12,8 @@ from .audio import AudioInput, load_audio
 from .decoding import DecodingOptions, DecodingTask
 from .errors import WORD_TIMESTAMPS_UNAVAILABLE, DecodingError, OptionError, UnknownOptionError
 from .fidelity import FidelityError, FidelityReport, FidelityWarning, check_fidelity
-from .features import N_SAMPLES, log_mel_spectrogram, pad_or_trim
+from .constants import N_SAMPLES
+from .features import log_mel_spectrogram, pad_or_trim
 from .inference import OnnxBackend
 from .manifest import Manifest, read_manifest, verify_files
 from .providers import SessionConfig, resolve_providers

@@ -84,7 +84,9 @@ class Transcriber:
         content_frames = mel.shape[-1] - N_FRAMES
         content_duration = content_frames * HOP_LENGTH / SAMPLE_RATE
         steps = self.steps
-        language, language_probs = steps.language(pad_or_trim(mel[:, :N_FRAMES]))
+        # The first window's mel only when the language must be detected (streaming calls this per update).
+        detect = opt.language is None and self.tokenizer.multilingual
+        language, language_probs = steps.language(pad_or_trim(mel[:, :N_FRAMES]) if detect else None)
         hotword_tokens = steps.hotword_tokens()
         history: list[int] = steps.text_tokens(opt.initial_prompt)
         prompt_reset_since = 0

@@ -17,7 +17,8 @@ import numpy as np
 
 from edge_asr.fidelity import REFERENCE_FILE, TOP_K
 from edge_asr.constants import SAMPLE_RATE
-from edge_asr.features import N_SAMPLES, log_mel_spectrogram, pad_or_trim
+from edge_asr.constants import N_SAMPLES
+from edge_asr.features import log_mel_spectrogram, pad_or_trim
 from edge_asr.tokenizer import Tokenizer
 
 from .validate import VALIDATION_MAX_TOKENS, Clip, _hf_generate

@@ -68,7 +68,8 @@ def validate_folder(hf_model, folder: Path, clips: list[Clip], quantization: str
 
     transformers.logging.set_verbosity_error()  # generate()'s deprecation chatter is not for our users
     from edge_asr.decoding import DecodingOptions, DecodingTask
-    from edge_asr.features import N_SAMPLES, log_mel_spectrogram, pad_or_trim
+    from edge_asr.constants import N_SAMPLES
+    from edge_asr.features import log_mel_spectrogram, pad_or_trim
 
     model = edge_asr.load_model(folder, device="cpu", verify="size")
     tok, backend = model.tokenizer, model.backend

@@ -7,7 +7,8 @@ import pytest
 
 from conftest import needs_export
 from edge_asr.decoding import DecodingOptions, DecodingTask
-from edge_asr.features import N_SAMPLES, log_mel_spectrogram, pad_or_trim
+from edge_asr.constants import N_SAMPLES
+from edge_asr.features import log_mel_spectrogram, pad_or_trim
 from edge_asr_export.validate import same_greedy_tokens
 
 pytestmark = needs_export

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from conftest import have
-from edge_asr.features import N_FRAMES, N_SAMPLES, log_mel_spectrogram, pad_or_trim
+from edge_asr.constants import N_FRAMES, N_SAMPLES
+from edge_asr.features import log_mel_spectrogram, pad_or_trim
 
 
 def _signals(sample_audio):

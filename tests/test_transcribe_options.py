@@ -9,7 +9,8 @@ import edge_asr
 from conftest import SAMPLE, SAMPLE_TEXT, needs_export, norm, shared_clip, wer
 from edge_asr.decoding import DecodingOptions, DecodingTask
 from edge_asr.errors import DecodingError
-from edge_asr.features import N_SAMPLES, log_mel_spectrogram, pad_or_trim
+from edge_asr.constants import N_SAMPLES
+from edge_asr.features import log_mel_spectrogram, pad_or_trim
 
 # Tests on real weights skip by themselves without the export extra (the real_model/pulled fixtures);
 # the others run on the committed tiny model (runtime only, no torch).
