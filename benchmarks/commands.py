@@ -2,7 +2,7 @@
 
     edge-asr bench run --quick                 # the main bench (cli.py); `edge-asr bench --quick` is the same
     edge-asr bench accuracy --manifest M --model tiny.en=FOLDER
-    edge-asr bench quality | streaming | memory | quantization ...
+    edge-asr bench quality | streaming | memory | quantization | server ...
     edge-asr bench COMMAND --help
 
 Each command is a module's ``main(argv)`` (``python -m edge_asr_bench.COMMAND`` runs the same). This module
@@ -30,6 +30,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
                                         "edge-asr and faster-whisper"),
     "quantization": ("edge_asr_bench.quantization", "int8 schemes on the same fp32 graphs: WER and encoder/decoder "
                                                     "speed (needs the export extra too)"),
+    "reliability": ("edge_asr_bench.reliability", "words and compute on 10 min of noise/music (tiny.en, base), fuzz totals"),
+    "server": ("edge_asr_bench.server_load", "load test of the local server on loopback: p50/p95 latency, throughput, "
+                                             "errors, 503s under overload, server RSS (needs the server extra too)"),
 }
 DEFAULT = "run"
 
@@ -39,6 +42,7 @@ _EXTRAS = {
     "faster_whisper": "bench", "ctranslate2": "bench",
     "torch": "export", "transformers": "export", "onnx": "export", "huggingface_hub": "export",
     "edge_asr_bench": "bench",
+    "starlette": "server", "uvicorn": "server", "multipart": "server",
 }
 
 

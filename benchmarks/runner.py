@@ -60,8 +60,8 @@ class Workers:
 
     def run_streaming(self, spec: RunSpec, clip: ClipInfo) -> dict:
         """One streaming simulation (edge_asr_bench.streaming --one) in its own process."""
-        cmd = [sys.executable, "-m", "edge_asr_bench.streaming", "--threads", str(spec.threads), "--step", "1.0",
-               "--one", spec.path, clip.path, clip.text, "0"]
+        cmd = [sys.executable, "-m", "edge_asr_bench.streaming", "--threads", str(spec.threads),
+               "--one", spec.path, clip.path, clip.text, "{}"]
         try:
             proc = subprocess.run(cmd, env=self._env(spec.threads), capture_output=True, text=True,
                                   timeout=self.timeout_s)

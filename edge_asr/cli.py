@@ -1,4 +1,4 @@
-"""The `edge-asr` command: transcribe, listen, verify, pull, export, bench.
+"""The `edge-asr` command: transcribe, listen, verify, pull, export, bench, serve.
 
 `pull` and `export` need the export extra (torch, transformers, onnx); they import it only when run,
 so `transcribe` works with the runtime alone.
@@ -335,7 +335,25 @@ def build_parser() -> argparse.ArgumentParser:
                             "edge-asr bench --help)")
     b.add_argument("bench_args", nargs="*")
     b.set_defaults(func=cmd_bench)
+
+    # The local server: its flags come from ServerConfig (edge_asr/server/config.py imports no server
+    # dependency), the server itself is imported only when run.
+    from .server.config import DESCRIPTION as SERVE_DESCRIPTION, add_arguments as add_serve_arguments
+
+    sv = sub.add_parser("serve", help="local speech server: OpenAI-compatible REST and a live WebSocket stream "
+                                      "(needs edge-asr[server])", description=SERVE_DESCRIPTION)
+    add_serve_arguments(sv)
+    sv.set_defaults(func=cmd_serve)
     return p
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from .server.serve import run_from_args
+    except ImportError as e:
+        _err(f"this command needs the server extra: pip install 'edge-asr[server]' (missing: {e.name})")
+        return 3
+    return run_from_args(args)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -105,3 +105,9 @@ def values_from_args(args: argparse.Namespace, cls: type, *, dest_prefix: str = 
             continue
         out[f.name] = value
     return out
+
+
+def field_kind(f: Field) -> tuple[str, bool]:
+    """("bool" | "int" | "float" | "floats" | "str", optional): the type rule the flags use, public so other
+    front ends (the local server's form and query fields, edge_asr/server/fields.py) derive theirs the same way."""
+    return _kind(f)

@@ -1,14 +1,17 @@
-"""Which words of a re-decoded audio buffer are final: the commit policy of live transcription.
+"""Which words of a decoded audio buffer are final: the commit policy of live transcription.
 
-The streaming driver (streaming.py) re-transcribes its audio buffer every step and hands each hypothesis,
-as :class:`TimedWord`\\ s on the stream's timeline, to a :class:`CommitPolicy`. The policy says which words
-are now committed (final: never rewritten or removed) and which are still tentative (may change with the
+The streaming driver (streaming.py) decodes its audio buffer every step, forcing the decoder through the
+words already committed (their tokens are the decode's prefix), and hands what follows them, as
+:class:`TimedWord`\\ s on the stream's timeline, to a :class:`CommitPolicy`. The policy says which of those
+words are now committed (final: never rewritten or removed) and which stay tentative (may change with the
 next hypothesis). It sees no model, audio or clock, so it can be tested with scripted hypotheses.
 
-:class:`LocalAgreement` is whisper_streaming's LocalAgreement-n (its ``HypothesisBuffer``): a word is
-committed once ``agreement`` consecutive hypotheses agree on it, i.e. the longest common prefix of their
-uncommitted parts. The buffer still holds audio of committed words, so each hypothesis is first reduced
-to what follows the committed text.
+- :class:`AlignAtt` (the default; SimulStreaming's rule on word times): commit after a single decode every
+  word that ends at least ``delay_s`` before the end of the audio the decode heard. The word times come from
+  the alignment heads' cross-attention of that same decode, so a word whose audio may still be arriving
+  (the model attends to the very end of the buffer) waits for the next update.
+- :class:`LocalAgreement` (whisper_streaming's LocalAgreement-n, its ``HypothesisBuffer``): a word is
+  committed once ``agreement`` consecutive hypotheses agree on it (their longest common prefix).
 
 Two hypothesis filters the driver applies before the policy also live here: :func:`cut_repetition`
 (looping decodes) and :func:`starting_before` (no words where VAD hears no speech, or after an endpoint).
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 CLAUSE_END = ".,?!;:。，？！"  # a committed word ending in one of these ends a clause (a good place to cut)
@@ -31,6 +34,10 @@ class TimedWord:
     text: str  # as decoded, with its leading space (" hello,")
     start: float
     end: float
+    # The decoder's tokens for it (when known): committed words still in the buffer are the next
+    # decode's forced prefix, so committed text is never decoded again.
+    tokens: tuple[int, ...] = field(default=(), compare=False)
+    probability: float = field(default=1.0, compare=False)  # the decoder's mean token probability
 
     @property
     def key(self) -> str:
@@ -70,116 +77,52 @@ class PolicyUpdate:
 class CommitPolicy(ABC):
     """Decides which words of successive hypotheses of one audio buffer are committed.
 
-    Hypotheses are whole-buffer transcripts; the buffer may still hold audio of committed words, so the
-    policy must recognise and skip them. Committed words are only ever appended.
+    A hypothesis is what the decoder said after the committed text (it was forced through it); committed
+    words are only ever appended, with times made monotonic. Subclasses say when words become final.
     """
 
-    @property
-    @abstractmethod
-    def committed(self) -> tuple[TimedWord, ...]:
-        """Everything committed so far, in order."""
-
-    @property
-    @abstractmethod
-    def tentative(self) -> tuple[TimedWord, ...]:
-        """The current uncommitted tail (what the last hypothesis said after the committed text)."""
-
-    @property
-    @abstractmethod
-    def idle(self) -> bool:
-        """Nothing tentative and no hypothesis waiting for agreement (between utterances)."""
-
-    @abstractmethod
-    def update(self, words: Sequence[TimedWord]) -> PolicyUpdate:
-        """A new hypothesis of the buffer: commit what is now agreed, the rest is tentative."""
-
-    @abstractmethod
-    def preview(self, words: Sequence[TimedWord]) -> PolicyUpdate:
-        """A hypothesis to show but not to commit from (a cheap probe): it becomes the tentative tail
-        and does not count towards agreement. Commits nothing."""
-
-    @abstractmethod
-    def flush(self, words: Sequence[TimedWord] | None = None) -> PolicyUpdate:
-        """Commit the tentative tail, or, when given, ``words`` as the final hypothesis (after the
-        committed text); then nothing is tentative or waiting for agreement."""
-
-    @abstractmethod
-    def trim_point(self, buffer_start: float) -> float:
-        """Where the buffer (audio from ``buffer_start`` on) may be cut: a committed boundary, or
-        ``buffer_start`` when there is none."""
-
-
-class LocalAgreement(CommitPolicy):
-    """LocalAgreement-n: commit the longest prefix the last ``agreement`` hypotheses share.
-
-    ``agreement=2`` is whisper_streaming's LocalAgreement-2. Words are compared by :attr:`TimedWord.key`;
-    committed times are made monotonic (word timing jitters between decodes).
-    """
-
-    def __init__(self, agreement: int = 2, overlap_words: int = 5):
-        if agreement < 1:
-            raise ValueError(f"agreement must be at least 1, not {agreement}")
-        self.agreement = agreement
-        self.overlap_words = overlap_words  # committed words a hypothesis may repeat at its start
+    def __init__(self):
         self._committed: list[TimedWord] = []
         self._tentative: list[TimedWord] = []
-        self._history: list[list[TimedWord]] = []  # the previous hypotheses' uncommitted parts
 
     @property
     def committed(self) -> tuple[TimedWord, ...]:
+        """Everything committed so far, in order."""
         return tuple(self._committed)
 
     @property
     def tentative(self) -> tuple[TimedWord, ...]:
+        """The current uncommitted tail (what the last hypothesis said after the committed text)."""
         return tuple(self._tentative)
 
     @property
     def idle(self) -> bool:
-        return not self._tentative and not self._history
+        """Nothing tentative and nothing waiting to be confirmed (between utterances)."""
+        return not self._tentative
 
-    def after_committed(self, words: Sequence[TimedWord]) -> list[TimedWord]:
-        """The part of a hypothesis after the committed text (the buffer still holds committed audio)."""
-        words = list(words)
-        if not self._committed:
-            return words
-        # Word times jitter between decodes, so compare ends: a word straddling the boundary is kept,
-        # then dropped below if it repeats the committed tail (up to overlap_words words).
-        last_end = self._committed[-1].end
-        words = [w for w in words if w.end > last_end - 0.05]
-        n_tail = self.overlap_words
-        tail = [w.key for w in self._committed[-n_tail:]]
-        for n in range(min(n_tail, len(words), len(tail)), 0, -1):
-            if [w.key for w in words[:n]] == tail[-n:]:
-                return words[n:]
-        return words
-
-    def update(self, words: Sequence[TimedWord]) -> PolicyUpdate:
-        words = self.after_committed(words)
-        recent = (self._history + [words])[-self.agreement:]
-        n_commit = 0
-        if len(recent) == self.agreement:
-            while all(n_commit < len(h) for h in recent) and \
-                    all(h[n_commit].key == words[n_commit].key for h in recent):
-                n_commit += 1
-        newly = self._append(words[:n_commit])
-        self._history = [h[n_commit:] for h in recent][-(self.agreement - 1):] if self.agreement > 1 else []
-        self._tentative = words[n_commit:]
-        return PolicyUpdate(tuple(newly), tuple(self._tentative))
+    @abstractmethod
+    def update(self, words: Sequence[TimedWord], audio_end: float) -> PolicyUpdate:
+        """A new hypothesis of the words after the committed text, decoded from audio that ends at
+        ``audio_end`` (stream time): commit what is now final, the rest is tentative."""
 
     def preview(self, words: Sequence[TimedWord]) -> PolicyUpdate:
-        self._tentative = self.after_committed(words)
+        """A hypothesis to show but not to commit from (a cheap probe): it becomes the tentative tail
+        and does not count towards any later decision. Commits nothing."""
+        self._tentative = list(words)
         return PolicyUpdate((), tuple(self._tentative))
 
     def flush(self, words: Sequence[TimedWord] | None = None) -> PolicyUpdate:
-        if words is not None:
-            self._tentative = list(words)
-        newly = self._append(self.after_committed(self._tentative))
-        self._tentative, self._history = [], []
+        """Commit the tentative tail, or, when given, ``words`` as the final hypothesis; then nothing
+        is tentative or waiting."""
+        newly = self._append(self._tentative if words is None else words)
+        self._tentative = []
+        self._forget()
         return PolicyUpdate(tuple(newly), ())
 
     def trim_point(self, buffer_start: float) -> float:
-        """The end of the last committed clause (.,?! ...) that leaves >= 1 s of committed context in
-        the buffer, else the committed word ending about 1 s before the last. Cutting right at the last
+        """Where the buffer (audio from ``buffer_start`` on) may be cut: the end of the last committed
+        clause (.,?! ...) that leaves >= 1 s of committed context in the buffer, else the committed word
+        ending about 1 s before the last; ``buffer_start`` when there is none. Cutting right at the last
         committed word would make the next decode start inside a word whose end time is uncertain."""
         words = [w for w in self._committed if w.end > buffer_start]
         if not words:
@@ -191,13 +134,87 @@ class LocalAgreement(CommitPolicy):
             return clause[-1].end
         return candidates[-1].end if candidates else buffer_start
 
+    def _forget(self) -> None:
+        """Drop any state kept between hypotheses (after a flush)."""
+
     def _append(self, words: Sequence[TimedWord]) -> list[TimedWord]:
-        """Commit words with times made monotonic."""
+        """Commit words with times made monotonic (word timing jitters between decodes)."""
         last = self._committed[-1].end if self._committed else 0.0
         out = []
         for w in words:
             start = max(w.start, last)
             last = max(w.end, start)
-            out.append(TimedWord(w.text, start, last))
+            out.append(TimedWord(w.text, start, last, w.tokens, w.probability))
         self._committed.extend(out)
         return out
+
+
+class AlignAtt(CommitPolicy):
+    """Commit after one decode: the words (in order) that end at least ``delay_s`` before the end of the
+    audio the decode heard. SimulStreaming's AlignAtt stops decoding at the first token whose attention
+    peak lies within a frame threshold of the audio's end; here the same attention gives each word its end
+    (dynamic time warping over the alignment heads, as word timestamps), and the rule is applied to words,
+    so a word is never committed half-decoded.
+
+    Whisper's encoder hears both sides of a word, and a word decoded from little audio after it is
+    sometimes a guess the next decode corrects ("a cold swipe" -> "a cold so I probably"). So a word the
+    decoder was unsure of (mean token probability below ``min_probability``) waits until it ends
+    ``unsure_delay_s`` before the audio's end."""
+
+    def __init__(self, delay_s: float = 0.4, min_probability: float = 0.0, unsure_delay_s: float = 2.5):
+        super().__init__()
+        if not delay_s >= 0 or not unsure_delay_s >= 0:
+            raise ValueError(f"delays must be >= 0, not {delay_s}, {unsure_delay_s}")
+        self.delay_s = delay_s
+        self.min_probability = min_probability
+        self.unsure_delay_s = max(unsure_delay_s, delay_s)
+
+    def final(self, word: TimedWord, audio_end: float) -> bool:
+        delay = self.delay_s if word.probability >= self.min_probability else self.unsure_delay_s
+        return word.end <= audio_end - delay
+
+    def update(self, words: Sequence[TimedWord], audio_end: float) -> PolicyUpdate:
+        words = list(words)
+        n = 0
+        while n < len(words) and self.final(words[n], audio_end):
+            n += 1
+        newly = self._append(words[:n])
+        self._tentative = words[n:]
+        return PolicyUpdate(tuple(newly), tuple(self._tentative))
+
+
+class LocalAgreement(CommitPolicy):
+    """LocalAgreement-n: commit the longest prefix the last ``agreement`` hypotheses share.
+
+    ``agreement=2`` is whisper_streaming's LocalAgreement-2. Words are compared by :attr:`TimedWord.key`.
+    """
+
+    def __init__(self, agreement: int = 2):
+        super().__init__()
+        if agreement < 1:
+            raise ValueError(f"agreement must be at least 1, not {agreement}")
+        self.agreement = agreement
+        self._history: list[list[TimedWord]] = []  # the previous hypotheses' uncommitted parts
+
+    @property
+    def idle(self) -> bool:
+        return not self._tentative and not self._history
+
+    def update(self, words: Sequence[TimedWord], audio_end: float) -> PolicyUpdate:
+        words = list(words)
+        recent = (self._history + [words])[-self.agreement:]
+        n_commit = 0
+        if len(recent) == self.agreement:
+            while all(n_commit < len(h) for h in recent) and \
+                    all(h[n_commit].key == words[n_commit].key for h in recent):
+                n_commit += 1
+        newly = self._append(words[:n_commit])
+        self._history = [h[n_commit:] for h in recent][-(self.agreement - 1):] if self.agreement > 1 else []
+        self._tentative = words[n_commit:]
+        return PolicyUpdate(tuple(newly), tuple(self._tentative))
+
+    def _forget(self) -> None:
+        self._history = []
+
+
+POLICIES = {"alignatt": AlignAtt, "local-agreement": LocalAgreement}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -54,7 +54,8 @@ class DecodingOptions:
 
 @dataclass(frozen=True)
 class DecodingResult:
-    tokens: list[int]  # sampled tokens (timestamps included; prompt, prefix and <|endoftext|> excluded)
+    tokens: list[int]  # the forced prefix, then the sampled tokens (timestamps included; prompt and
+    # <|endoftext|> excluded)
     text: str
     language: str
     avg_logprob: float
@@ -62,6 +63,12 @@ class DecodingResult:
     temperature: float
     compression_ratio: float
     language_probs: dict[str, float] | None = field(default=None, compare=False)
+    # With a stop rule: the alignment heads' cross-attention [heads, len(tokens) + 1, frames] of the
+    # positions that predicted each token and the end (<|endoftext|>, or the token the rule refused):
+    # what word timing needs, so no second decoder pass is run for it.
+    alignment: np.ndarray | None = field(default=None, compare=False, repr=False)
+    # With a stop rule: the probability of each token (1.0 for the forced prefix), for word confidence.
+    token_probs: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 def compression_ratio(text: str) -> float:
@@ -272,8 +279,15 @@ class DecodingTask:
         probs = np.exp(log_softmax(logits[:, 0, ids].astype(np.float64)))
         return ([codes[int(i)] for i in probs.argmax(-1)], [dict(zip(codes, map(float, p))) for p in probs])
 
-    def run(self, state: DecoderState) -> list[DecodingResult]:
+    def run(self, state: DecoderState, stop_rule: Callable[[int, np.ndarray], bool] | None = None
+            ) -> list[DecodingResult]:
+        """Decode every window of ``state``. ``stop_rule`` (greedy decoding of one window only) sees each
+        new token and the alignment heads' cross-attention [heads, frames] of the position that picked it,
+        and returns True to end the text before that token (live decoding stops where the model attends
+        past the audio it has, or back to audio it already transcribed)."""
         opt, tok = self.options, self.tokenizer
+        if stop_rule is not None and (state.batch != 1 or opt.beam_size is not None or (opt.best_of or 1) > 1):
+            raise DecodingError("an attention stop rule needs greedy decoding of one window")
         n_audio = state.batch
         language_probs: list[dict[str, float] | None] = [None] * n_audio
         if opt.language is None and tok.multilingual:
@@ -302,14 +316,21 @@ class DecodingTask:
         no_speech_probs: list[float | None] = [None] * n_audio
         step_input = np.array([initial + forced] * rows, dtype=np.int64)
         want_no_speech = tok.special.no_speech is not None
+        attention = None
+        rows: list[np.ndarray] = []  # attention of the positions that predict the prefix and new tokens
+        picked: list[float] = []  # probability of each sampled token (stop rule: greedy, one row)
         for step in range(sample_len):
-            if step == 0 and want_no_speech:
+            logits_at = [sot_index, step_input.shape[1] - 1] if step == 0 and want_no_speech else None
+            if stop_rule is None:
+                logits, state = self.backend.decode(step_input, state, logits_at)
+            else:
+                logits, state, attention = self.backend.decode_with_alignment(step_input, state, logits_at)
+                # Step 0 fed the prompt, start sequence and prefix: keep from the last start token on.
+                rows.append(attention[0, :, len(initial) - 1:] if step == 0 else attention[0])
+            if logits_at is not None:
                 # Logits at <|startoftranscript|> (no-speech probability) and at the last prompt token.
-                logits, state = self.backend.decode(step_input, state, [sot_index, step_input.shape[1] - 1])
                 p = np.exp(log_softmax(logits[::n_group, 0].astype(np.float64)))
                 no_speech_probs = [float(x) for x in p[:, tok.special.no_speech]]
-            else:
-                logits, state = self.backend.decode(step_input, state)
             # float32, as openai/whisper's filters and log-softmax run (float64 doubled the per-token
             # numpy time); a copy, since the filters edit it in place.
             last = np.array(logits[:, -1], dtype=np.float32)
@@ -317,6 +338,11 @@ class DecodingTask:
             for f in filters:
                 f.apply(last, live)
             next_tokens, source, done = decoder.update(last, tokens, sum_logprobs)
+            if stop_rule is not None:
+                picked.append(float(np.exp(last[0, next_tokens[0]] - logsumexp(last)[0])))
+            if attention is not None and tokens[0][-1] != tok.eot and stop_rule(tokens[0][-1], attention[0, :, -1]):
+                tokens[0][-1] = tok.eot  # the attention of the position that picked it says where it is
+                done = True
             if source is not None:
                 state = self.backend.reorder(state, source)
             if done:
@@ -329,9 +355,16 @@ class DecodingTask:
             best = rank(candidates, scores[i], opt.length_penalty)
             seq = candidates[best]
             text = tok.decode(seq).strip()
+            alignment = token_probs = None
+            if rows:
+                token_probs = np.array([1.0] * len(forced) + picked, dtype=np.float64)[:len(seq)]
+                alignment = np.concatenate(rows, axis=1)[:, :len(seq) + 1]
+                if alignment.shape[1] == len(seq):  # stopped by sample_len: no end row, repeat the last
+                    alignment = np.concatenate([alignment, alignment[:, -1:]], axis=1)
             results.append(DecodingResult(
                 tokens=seq, text=text, language=languages[i],
                 avg_logprob=float(scores[i][best] / (len(seq) + 1)), no_speech_prob=no_speech_probs[i],
                 temperature=opt.temperature, compression_ratio=compression_ratio(text),
-                language_probs=language_probs[i]))
+                language_probs=language_probs[i], alignment=alignment,
+                token_probs=token_probs))
         return results

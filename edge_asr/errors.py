@@ -41,5 +41,20 @@ class StreamError(EdgeASRError, RuntimeError):
     """A streaming session used wrongly (fed after finish, sample rate changed mid-stream)."""
 
 
+class AudioLimitError(AudioError):
+    """The audio is readable but outside the limits edge-asr accepts: a sample rate no recording has (a
+    corrupt header), or longer than the ``max_duration`` the caller allows."""
+
+
+class ProviderError(EdgeASRError, RuntimeError):
+    """An execution provider was required (``load_model(..., fallback=False)``) but cannot run here; the
+    message names the missing package or shared library."""
+
+
+class AudioWarning(UserWarning):
+    """The audio was usable but odd, and edge-asr changed it to go on: float samples at integer scale
+    (rescaled), or NaN/infinite samples in a live stream (replaced by silence)."""
+
+
 WORD_TIMESTAMPS_UNAVAILABLE = ("word timestamps are unavailable for this model folder: it was exported without "
                                "cross-attention outputs; re-export it with this edge-asr version")

@@ -56,11 +56,7 @@ class LiveDisplay:
 
 
 def _event_dict(e: StreamEvent) -> dict:
-    d = {"kind": e.kind, "text": e.text, "start": e.start, "end": e.end, "emitted_at": e.emitted_at,
-         "compute_s": e.compute_s}
-    if e.words:
-        d["words"] = [{"start": s, "end": t, "word": w} for s, t, w in e.words]
-    return d
+    return e.to_dict()
 
 
 def run_listen(args, model_loader) -> int:
@@ -87,10 +83,15 @@ def run_listen(args, model_loader) -> int:
     decode = TranscribeOptions(**values_from_args(args, TranscribeOptions))
     streaming = values_from_args(args, StreamingOptions)
     streaming["probe_tail_s"] = streaming.get("probe_tail_s") or None  # 0 turns probes off too
-    options = StreamingOptions(transcribe=decode, **streaming)
     events: list[StreamEvent] = []
     display = LiveDisplay() if args.output_format == "txt" and not args.output_dir else None
-    stream = StreamingTranscriber(model, options, on_event=events.append, background=bool(args.realtime or not args.file))
+    try:  # options are checked against the model here, before any audio is captured
+        options = StreamingOptions(transcribe=decode, **streaming)
+        stream = StreamingTranscriber(model, options, on_event=events.append,
+                                      background=bool(args.realtime or not args.file))
+    except EdgeASRError as e:
+        print(f"edge-asr: error: {e}", file=sys.stderr)
+        return 2
     if display is not None:
         stream.add_callback(display)
     stop = threading.Event()
@@ -108,13 +109,17 @@ def run_listen(args, model_loader) -> int:
                 time.sleep(0.05)
             if source.failed.is_set():
                 error = f"input device failed: {source.error}; the transcript so far is kept"
-    except MicrophoneError as e:
+    except (MicrophoneError, EdgeASRError) as e:  # device failure, or decoding stopped (StreamError)
         error = str(e)
     finally:
         if source is not None:
             source.stop()
         signal.signal(signal.SIGINT, previous)
-        text = stream.finish()
+        try:
+            text = stream.finish()
+        except EdgeASRError as e:  # decoding failed: keep what was committed before it, say why
+            text = stream.committed_text
+            error = str(e)
         if display is not None:
             display.close()
     result = {"text": text, "duration": round(stream.received_s, 3), "language": stream.language,

@@ -10,12 +10,13 @@ from typing import Sequence
 
 from .audio import AudioInput, load_audio
 from .decoding import DecodingOptions, DecodingTask
-from .errors import WORD_TIMESTAMPS_UNAVAILABLE, DecodingError, OptionError, UnknownOptionError
+from .errors import (WORD_TIMESTAMPS_UNAVAILABLE, DecodingError, EdgeASRError, ModelError, OptionError,
+                     UnknownOptionError)
 from .fidelity import FidelityError, FidelityReport, FidelityWarning, check_fidelity
 from .constants import N_SAMPLES
 from .features import log_mel_spectrogram, pad_or_trim
 from .inference import OnnxBackend
-from .manifest import Manifest, read_manifest, verify_files
+from .manifest import Manifest, check_graph_signature, read_manifest, verify_files
 from .providers import SessionConfig, resolve_providers
 from .quantization import warn_if_saturating
 from .registry import resolve_model
@@ -30,8 +31,8 @@ class WhisperModel:
 
     def __init__(self, manifest: Manifest, config: SessionConfig):
         self.manifest = manifest
-        self.tokenizer = Tokenizer(manifest.folder / "tokenizer.json", manifest.tokens, manifest.multilingual)
-        self.backend = OnnxBackend(manifest, config)
+        self.tokenizer = _load_tokenizer(manifest)
+        self.backend = _load_backend(manifest, config)
         self.fidelity: FidelityReport | None = None  # set by check_fidelity / load_model(verify="fidelity")
 
     def check_fidelity(self, *, force: bool = False) -> FidelityReport:
@@ -59,13 +60,9 @@ class WhisperModel:
         ``vad_filter=True``, ``initial_prompt="Glossary: ..."``, ``hotwords="Kubernetes, kubectl"``.
         ``progress(done_seconds, total_seconds)`` is called after each 30 s window.
         """
-        unknown = set(option_overrides) - TranscribeOptions.names()
-        if unknown:
-            raise UnknownOptionError(f"unknown transcribe option(s): {', '.join(sorted(unknown))}; "
-                            f"valid: {', '.join(sorted(TranscribeOptions.names()))}")
-        opts = replace(options or TranscribeOptions(), **option_overrides)
+        opts = transcribe_options(options, option_overrides)
         self.check_options(opts)  # before the (possibly long) audio decode, so mistakes fail fast
-        samples = load_audio(audio, sample_rate)
+        samples = load_audio(audio, sample_rate, max_duration=opts.max_duration)
         return transcribe_audio(self.backend, self.tokenizer, samples, opts, progress)
 
     def check_options(self, opts: TranscribeOptions) -> None:
@@ -80,21 +77,77 @@ class WhisperModel:
 
     def detect_language(self, audio: AudioInput, sample_rate: int | None = None) -> tuple[str, dict[str, float]]:
         """Most likely language of the first 30 s, and the probability of every language."""
-        samples = load_audio(audio, sample_rate)[:N_SAMPLES]
+        samples = load_audio(audio, sample_rate, max_duration=TranscribeOptions().max_duration)[:N_SAMPLES]
         mel = pad_or_trim(log_mel_spectrogram(samples, self.manifest.dims.n_mels, padding=N_SAMPLES))[None]
         task = DecodingTask(self.backend, self.tokenizer, DecodingOptions())
         codes, probs = task.detect_language(self.backend.encode(mel))
         return codes[0], probs[0]
 
 
+_REPAIR = ("re-pull or re-export the model (load with verify='full' to check every file's sha256 against the "
+           "manifest)")
+
+
+def _load_tokenizer(manifest: Manifest) -> Tokenizer:
+    """The folder's tokenizer, checked against the manifest's token table: a corrupt file or one from
+    another model fails here with a ModelError, not as wrong text later."""
+    path = manifest.folder / "tokenizer.json"
+    try:
+        tokenizer = Tokenizer(path, manifest.tokens, manifest.multilingual)
+        size = tokenizer.vocab_size()
+        eot, sot = (tokenizer.token_text(t) for t in (manifest.tokens.eot, manifest.tokens.sot))
+    except Exception as e:  # tokenizers raises a bare Exception for unparsable files
+        raise ModelError(f"{path} cannot be read as a tokenizer ({type(e).__name__}: {e}): the file is corrupt; "
+                         f"{_REPAIR}") from None
+    if size > manifest.dims.vocab_size or (eot, sot) != ("<|endoftext|>", "<|startoftranscript|>"):
+        raise ModelError(f"{path} does not match manifest.json (vocabulary {size} vs {manifest.dims.vocab_size}, token "
+                         f"{manifest.tokens.eot} is {eot!r}, {manifest.tokens.sot} is {sot!r}): it belongs to another "
+                         f"model; {_REPAIR}")
+    return tokenizer
+
+
+def _load_backend(manifest: Manifest, config: SessionConfig) -> OnnxBackend:
+    """The onnxruntime sessions, checked against the manifest (graph inputs/outputs and their static
+    sizes). onnxruntime's own load errors (a corrupt or foreign graph) become ModelErrors."""
+    try:
+        backend = OnnxBackend(manifest, config)
+    except EdgeASRError:
+        raise
+    except Exception as e:  # onnxruntime's InvalidProtobuf, Fail, InvalidGraph, ...
+        first = str(e).strip().splitlines()[0][:400] if str(e).strip() else type(e).__name__
+        raise ModelError(f"{manifest.folder}: onnxruntime cannot load the model's graphs ({first}); a graph file is "
+                         f"corrupt or not an edge-asr graph: {_REPAIR}") from None
+    for graph, session in (("encoder", backend.encoder), ("decoder", backend.decoder)):
+        check_graph_signature(manifest, graph, {i.name: list(i.shape) for i in session.get_inputs()},
+                              {o.name: list(o.shape) for o in session.get_outputs()})
+    return backend
+
+
+def transcribe_options(options: TranscribeOptions | dict | None, overrides: dict) -> TranscribeOptions:
+    """``options`` (an object, a dict of fields or None) with keyword ``overrides``, checked: misspelt
+    names raise UnknownOptionError, anything else that is not options raises OptionError."""
+    if isinstance(options, dict):
+        overrides = {**options, **overrides}
+        options = None
+    if options is not None and not isinstance(options, TranscribeOptions):
+        raise OptionError(f"options must be a TranscribeOptions (or a dict of its fields), not {type(options).__name__}")
+    unknown = set(overrides) - TranscribeOptions.names()
+    if unknown:
+        raise UnknownOptionError(f"unknown transcribe option(s): {', '.join(sorted(unknown))}; "
+                                 f"valid: {', '.join(sorted(TranscribeOptions.names()))}")
+    return replace(options or TranscribeOptions(), **overrides)
+
+
 def load_model(name_or_path: str | os.PathLike = "base", device: str = "auto", *,
                providers: Sequence[str] | None = None, threads: int | None = None,
-               verify: str = "auto") -> WhisperModel:
+               verify: str = "auto", fallback: bool = True) -> WhisperModel:
     """Load a model folder, or a model pulled into the cache by name ("base", "tiny.en", "base-fp32").
 
     ``device``: "cpu", "cuda" or "auto" (CUDA when onnxruntime offers it). ``providers`` overrides it
     with any onnxruntime provider list. A provider that is unavailable falls back to CPU with a
-    :class:`~edge_asr.providers.ProviderFallbackWarning` naming what is missing.
+    :class:`~edge_asr.providers.ProviderFallbackWarning` naming what is missing; with ``fallback=False``
+    it raises :class:`~edge_asr.errors.ProviderError` instead (naming the package or shared library to
+    install), so a deployment that needs the GPU never runs slowly on CPU unnoticed.
     ``threads``: onnxruntime intra-op threads (default: physical cores).
     ``verify``: "auto" (sha256 when files changed since the last check), "full" or "size"; "fidelity"
     does "auto" and then decodes the folder's reference clip on this machine and provider and compares
@@ -104,11 +157,16 @@ def load_model(name_or_path: str | os.PathLike = "base", device: str = "auto", *
     """
     if verify not in ("auto", "full", "size", "fidelity"):
         raise OptionError(f"verify must be 'auto', 'full', 'size' or 'fidelity', not {verify!r}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise OptionError(f"threads must be a positive integer or None, not {threads!r}")
+    if not isinstance(device, str):
+        raise OptionError(f"device must be 'cpu', 'cuda' or 'auto', not {device!r}")
     folder = resolve_model(name_or_path)
     manifest = read_manifest(Path(folder))
     verify_files(manifest, "auto" if verify == "fidelity" else verify)
     warn_if_saturating(manifest.raw, manifest.folder)
-    config = SessionConfig(providers=resolve_providers(device, providers), threads=threads)
+    config = SessionConfig(providers=resolve_providers(device, providers, fallback=fallback), threads=threads,
+                           fallback=fallback)
     model = WhisperModel(manifest, config)
     if verify == "fidelity":
         report = model.check_fidelity()

@@ -79,8 +79,15 @@ class TranscribeOptions:
         1, "N > 1: batched mode: VAD speech windows of up to 30 s, N at a time through the encoder and decoder "
            "(faster on long files; no conditioning on previous text); 1: the sequential 30 s window loop",
         metavar="N", group="speed")
+    # A tiny file can claim hours (a corrupt header), and a server must bound what one request costs.
+    max_duration: float | None = option(
+        86400.0, "refuse audio longer than this many seconds (counted while decoding, on what the file holds; "
+                 "none: no limit)", metavar="SECONDS")
 
     def __post_init__(self):
+        if self.max_duration is not None and (isinstance(self.max_duration, bool) or not isinstance(
+                self.max_duration, (int, float)) or not self.max_duration > 0):
+            raise DecodingError(f"max_duration must be a positive number of seconds or None, not {self.max_duration}")
         if not self.temperatures:
             raise DecodingError("temperature must be a number or a non-empty sequence")
         if self.batch_size < 1:
@@ -97,7 +104,7 @@ class TranscribeOptions:
         return (float(t),) if isinstance(t, (int, float)) else tuple(float(x) for x in t)
 
     def decoding_options(self, temperature: float, *, language: str, prompt: Sequence[int] | None = None,
-                         prefix: str | None = None, sample_len: int | None = None) -> DecodingOptions:
+                         prefix: str | Sequence[int] | None = None, sample_len: int | None = None) -> DecodingOptions:
         """One decoding attempt at ``temperature``: beam search (with patience) at 0, best_of sampling above."""
         t = temperature
         return DecodingOptions(

@@ -11,7 +11,7 @@ from typing import Sequence
 
 import onnxruntime as ort
 
-from .errors import OptionError
+from .errors import OptionError, ProviderError
 
 log = logging.getLogger("edge_asr")
 
@@ -25,10 +25,64 @@ class ProviderFallbackWarning(UserWarning):
     """The requested execution provider is unavailable; edge-asr runs on CPU instead."""
 
 
+# What brings each provider into a Python install: onnxruntime builds are per provider.
+_PROVIDER_PACKAGES = {
+    "CUDAExecutionProvider": "onnxruntime-gpu in place of onnxruntime (pip uninstall onnxruntime && pip install "
+                             "onnxruntime-gpu) with a CUDA 12 runtime and cuDNN 9",
+    "TensorrtExecutionProvider": "onnxruntime-gpu in place of onnxruntime, with TensorRT 10, CUDA 12 and cuDNN 9",
+    "OpenVINOExecutionProvider": "onnxruntime-openvino in place of onnxruntime",
+    "DmlExecutionProvider": "onnxruntime-directml in place of onnxruntime (Windows)",
+    "CoreMLExecutionProvider": "the standard onnxruntime wheel on macOS",
+    "MIGraphXExecutionProvider": "onnxruntime-migraphx (ROCm) in place of onnxruntime",
+    "QNNExecutionProvider": "onnxruntime-qnn in place of onnxruntime (Qualcomm NPUs)",
+    "CANNExecutionProvider": "onnxruntime-cann in place of onnxruntime (Huawei Ascend)",
+}
+# Shared libraries a GPU provider loads at session creation (Linux names; onnxruntime drops the
+# provider silently when one is missing). The first that fails to load is the one to install.
+_PROVIDER_LIBRARIES = {
+    "CUDAExecutionProvider": [("libcudart.so.12", "the CUDA 12 runtime (nvidia-cuda-runtime-cu12)"),
+                              ("libcublas.so.12", "cuBLAS 12 (nvidia-cublas-cu12)"),
+                              ("libcublasLt.so.12", "cuBLASLt 12 (nvidia-cublas-cu12)"),
+                              ("libcufft.so.11", "cuFFT 11 (nvidia-cufft-cu12)"),
+                              ("libcudnn.so.9", "cuDNN 9 (nvidia-cudnn-cu12)")],
+    "TensorrtExecutionProvider": [("libnvinfer.so.10", "TensorRT 10 (tensorrt-cu12-libs)")],
+}
+
+
+def missing_library(provider: str) -> str | None:
+    """The first shared library ``provider`` needs that cannot be loaded here, named with the package
+    that brings it, or None when all load (or the provider needs none we know of)."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+    if provider in ("CUDAExecutionProvider", "TensorrtExecutionProvider") and hasattr(ort, "preload_dlls"):
+        try:  # onnxruntime >= 1.21 finds the nvidia-* pip packages' libraries this way
+            ort.preload_dlls()
+        except Exception:
+            pass
+    for lib, what in _PROVIDER_LIBRARIES.get(provider, []) + (
+            _PROVIDER_LIBRARIES["CUDAExecutionProvider"] if provider == "TensorrtExecutionProvider" else []):
+        try:
+            ctypes.CDLL(lib)
+        except OSError:
+            return f"{lib}, from {what}"
+    return None
+
+
+def _unavailable_message(missing: Sequence[str], available: Sequence[str]) -> str:
+    hints = [f"{p} needs {_PROVIDER_PACKAGES[p]}" for p in missing if p in _PROVIDER_PACKAGES]
+    return (f"execution provider(s) {', '.join(missing)} unavailable (onnxruntime {ort.__version__} offers "
+            f"{', '.join(available)})" + (": " + "; ".join(hints) if hints else ""))
+
+
 @dataclass(frozen=True)
 class SessionConfig:
     providers: tuple[str, ...]
     threads: int | None = None  # intra-op threads; None lets onnxruntime use the physical cores
+    # False: a requested provider that cannot run raises ProviderError instead of falling back to CPU.
+    fallback: bool = True
     # Keep onnxruntime's optimized CPU graphs in the cache folder and load those next time (faster).
     optimized_graphs: bool = True
 
@@ -37,11 +91,20 @@ class SessionConfig:
         return "cuda" if self.providers[0] == "CUDAExecutionProvider" else "cpu"
 
 
-def resolve_providers(device: str = "auto", providers: Sequence[str] | None = None) -> tuple[str, ...]:
+def resolve_providers(device: str = "auto", providers: Sequence[str] | None = None, *,
+                      fallback: bool = True) -> tuple[str, ...]:
     """Providers to use for ``device`` ("cpu", "cuda", "auto"), or the explicit ``providers`` list,
-    dropping (with a warning) those this onnxruntime build lacks."""
+    dropping (with a ProviderFallbackWarning) those this onnxruntime build lacks, or, with
+    ``fallback=False``, raising ProviderError naming the package that brings them. "auto" never warns:
+    it means CUDA when this onnxruntime has it."""
     available = ort.get_available_providers()
+    if providers is not None and (isinstance(providers, str) or not all(isinstance(p, str) for p in providers)):
+        raise OptionError(f"providers must be a list of onnxruntime provider names, not {providers!r}")
     if providers:
+        unknown = [p for p in providers if p not in ort.get_all_providers()]
+        if unknown:
+            raise OptionError(f"unknown execution provider(s) {', '.join(unknown)}; onnxruntime knows "
+                              f"{', '.join(ort.get_all_providers())}")
         wanted = list(providers)
     elif device == "auto":
         wanted = _DEVICE_PROVIDERS["cuda"] if "CUDAExecutionProvider" in available else _DEVICE_PROVIDERS["cpu"]
@@ -52,14 +115,10 @@ def resolve_providers(device: str = "auto", providers: Sequence[str] | None = No
     usable = [p for p in wanted if p in available]
     missing = [p for p in wanted if p not in available]
     if missing:
-        hint = ""
-        if "CUDAExecutionProvider" in missing:
-            hint = (" The installed onnxruntime has no CUDA support: install onnxruntime-gpu "
-                    "in place of onnxruntime (pip uninstall onnxruntime && pip install onnxruntime-gpu) with a CUDA 12 "
-                    "runtime and cuDNN 9.")
-        warnings.warn(f"execution provider(s) {', '.join(missing)} unavailable (onnxruntime {ort.__version__} "
-                      f"offers {', '.join(available)}); falling back to CPU.{hint}",
-                      ProviderFallbackWarning, stacklevel=3)
+        message = _unavailable_message(missing, available)
+        if not fallback:
+            raise ProviderError(message + " (fallback=False: not running on CPU instead)")
+        warnings.warn(message + "; falling back to CPU.", ProviderFallbackWarning, stacklevel=3)
     if "CPUExecutionProvider" not in usable:
         usable.append("CPUExecutionProvider")
     return tuple(usable)
@@ -149,9 +208,14 @@ def create_session(path: Path, config: SessionConfig, *, policy: GraphPolicy = G
     opts = _session_options(config, policy)
     session = ort.InferenceSession(str(path), sess_options=opts, providers=list(config.providers))
     active = session.get_providers()
-    if config.providers[0] != "CPUExecutionProvider" and config.providers[0] not in active:
+    dropped = [p for p in config.providers if p != "CPUExecutionProvider" and p not in active]
+    if dropped:
         # onnxruntime drops a provider whose libraries fail to load (e.g. cuDNN missing) silently.
-        warnings.warn(f"{config.providers[0]} could not be initialised for {path.name} (its CUDA/cuDNN "
-                      "libraries failed to load; run with ORT logging to see which); running on CPU.",
-                      ProviderFallbackWarning, stacklevel=3)
+        library = missing_library(dropped[0])
+        why = (f"{library} cannot be loaded" if library else
+               "its libraries failed to load; set ORT's log level to 0 to see which")
+        message = f"{dropped[0]} could not be initialised for {path.name} ({why})"
+        if not config.fallback:
+            raise ProviderError(message + "; fallback=False: not running on CPU instead")
+        warnings.warn(message + "; running on CPU.", ProviderFallbackWarning, stacklevel=3)
     return session

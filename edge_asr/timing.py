@@ -74,7 +74,8 @@ def dtw(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def find_alignment(backend: OnnxBackend, tokenizer: Tokenizer, state: DecoderState, text_tokens: list[int],
                    num_frames: int, language: str, task: str, medfilt_width: int = 7) -> list[WordTiming]:
-    """Word timings (seconds from the window start) for ``text_tokens`` decoded from this window."""
+    """Word timings (seconds from the window start) for ``text_tokens`` decoded from this window: one
+    forced decoder pass binding the alignment heads' attention, then :func:`words_from_attention`."""
     if not text_tokens:
         return []
     sot_seq = tokenizer.sot_sequence(language, task, timestamps=False)  # ends with <|notimestamps|>
@@ -84,29 +85,43 @@ def find_alignment(backend: OnnxBackend, tokenizer: Tokenizer, state: DecoderSta
     sampled = logits[0, len(sot_seq) - 1:-1, : tokenizer.eot].astype(np.float64)
     probs = np.exp(log_softmax(sampled))
     text_token_probs = probs[np.arange(len(text_tokens)), text_tokens]
+    # Rows from <|notimestamps|> (which predicts the first text token) to the last text token: one
+    # per predicted token, <|endoftext|> included, as openai slices them.
+    return words_from_attention(tokenizer, text_tokens, attn[0, :, len(sot_seq) - 1: -1], num_frames, language,
+                                text_token_probs, medfilt_width)
 
+
+def words_from_attention(tokenizer: Tokenizer, text_tokens: list[int], attention: np.ndarray, num_frames: int,
+                         language: str, token_probs: np.ndarray | None = None, medfilt_width: int = 7
+                         ) -> list[WordTiming]:
+    """Word timings from the alignment heads' attention ``attention`` [heads, len(text_tokens) + 1, frames]
+    (softmax over the window's encoder frames) of the positions that predicted each text token and the
+    end: normalised, median-filtered, then the DTW path through the token x frame matrix. Without
+    ``token_probs`` the words' probabilities are NaN (a live decode that kept its own attention)."""
+    if not text_tokens:
+        return []
     # Re-normalise over the frames that hold audio: the same as openai's softmax over the cropped
     # pre-softmax scores, from the post-softmax weights the graph emits.
-    weights = attn[0, :, :, : num_frames // 2].astype(np.float64)
+    weights = attention[:, :, : num_frames // 2].astype(np.float64)
     weights = weights / np.maximum(weights.sum(axis=-1, keepdims=True), 1e-12)
     mean = weights.mean(axis=-2, keepdims=True)
     std = weights.std(axis=-2, keepdims=True)
     weights = (weights - mean) / np.maximum(std, 1e-12)
     weights = median_filter(weights, medfilt_width)
-    # Rows from <|notimestamps|> (which predicts the first text token) to the last text token: one
-    # per predicted token, <|endoftext|> included, as openai slices them.
-    matrix = weights.mean(axis=0)[len(sot_seq) - 1: -1]
+    matrix = weights.mean(axis=0)
 
     text_indices, time_indices = dtw(-matrix)
     words, word_tokens = tokenizer.split_to_word_tokens(text_tokens + [tokenizer.eot], language)
     if len(word_tokens) <= 1:
         return []  # only <|endoftext|>: nothing to time
+    if token_probs is None:
+        token_probs = np.full(len(text_tokens), np.nan)
     word_boundaries = np.pad(np.cumsum([len(t) for t in word_tokens[:-1]]), (1, 0))
     jumps = np.pad(np.diff(text_indices), (1, 0), constant_values=1).astype(bool)
     jump_times = time_indices[jumps] / ENCODER_FRAMES_PER_SECOND
     start_times = jump_times[word_boundaries[:-1]]
     end_times = jump_times[word_boundaries[1:]]
-    word_probabilities = [float(np.mean(text_token_probs[i:j])) for i, j in zip(word_boundaries[:-1], word_boundaries[1:])]
+    word_probabilities = [float(np.mean(token_probs[i:j])) for i, j in zip(word_boundaries[:-1], word_boundaries[1:])]
     return [WordTiming(word, tokens, float(start), float(end), probability)
             for word, tokens, start, end, probability in zip(words, word_tokens, start_times, end_times,
                                                               word_probabilities)]
@@ -141,14 +156,20 @@ def merge_punctuations(alignment: list[WordTiming], prepended: str, appended: st
 
 def add_word_timestamps(*, segments: list[dict], backend: OnnxBackend, tokenizer: Tokenizer, state: DecoderState,
                         num_frames: int, language: str, task: str, prepend_punctuations: str,
-                        append_punctuations: str, last_speech_timestamp: float, time_offset: float) -> None:
-    """Add "words" ([{word, start, end, probability}]) to this window's segment dicts, in place, and
-    tighten segment bounds to their words (openai/whisper's heuristics for long or misplaced words)."""
+                        append_punctuations: str, last_speech_timestamp: float, time_offset: float,
+                        attention: np.ndarray | None = None, token_probs: np.ndarray | None = None) -> None:
+    """Add "words" ([{word, start, end, probability, tokens}]) to this window's segment dicts, in place,
+    and tighten segment bounds to their words (openai/whisper's heuristics for long or misplaced words).
+    ``attention``: the decode's own alignment attention of these tokens (:func:`words_from_attention`);
+    without it a forced decoder pass computes it."""
     if not segments:
         return
     text_tokens_per_segment = [[t for t in s["tokens"] if t < tokenizer.eot] for s in segments]
     text_tokens = [t for seg in text_tokens_per_segment for t in seg]
-    alignment = find_alignment(backend, tokenizer, state, text_tokens, num_frames, language, task)
+    if attention is None:
+        alignment = find_alignment(backend, tokenizer, state, text_tokens, num_frames, language, task)
+    else:
+        alignment = words_from_attention(tokenizer, text_tokens, attention, num_frames, language, token_probs)
     word_durations = np.array([t.end - t.start for t in alignment])
     word_durations = word_durations[word_durations.nonzero()]
     median_duration = float(np.median(word_durations)) if len(word_durations) > 0 else 0.0
@@ -176,7 +197,8 @@ def add_word_timestamps(*, segments: list[dict], backend: OnnxBackend, tokenizer
             timing = alignment[word_index]
             if timing.word:
                 words.append({"word": timing.word, "start": round(time_offset + timing.start, 2),
-                              "end": round(time_offset + timing.end, 2), "probability": timing.probability})
+                              "end": round(time_offset + timing.end, 2), "probability": timing.probability,
+                              "tokens": list(timing.tokens)})  # streaming continues from committed tokens
             saved_tokens += len(timing.tokens)
             word_index += 1
 

@@ -57,6 +57,15 @@ class Tokenizer:
         """Text of the ids, skipping special and timestamp tokens."""
         return self._tok.decode([int(i) for i in ids if i < self.special.eot], skip_special_tokens=False)
 
+    def starts_word(self, token: int) -> bool:
+        """A text token that begins a new word (a leading space and a letter or digit): punctuation
+        and word pieces do not. Cached per token (a dict write is atomic, so threads may share it)."""
+        cache = self.__dict__.setdefault("_starts_word", {})
+        if token not in cache:
+            text = self.decode([token]) if token < self.special.eot else ""
+            cache[token] = text[:1] == " " and any(c.isalnum() for c in text)
+        return cache[token]
+
     def language_token(self, language: str) -> int:
         if not self.multilingual:
             if language != "en":
@@ -145,6 +154,14 @@ class Tokenizer:
     def decode_raw(self, ids: Sequence[int]) -> str:
         """Decode keeping partial UTF-8 sequences as U+FFFD and special tokens as text (word splitting)."""
         return self._tok.decode([int(i) for i in ids], skip_special_tokens=False)
+
+    def vocab_size(self) -> int:
+        """Tokens the file defines, special tokens included."""
+        return self._tok.get_vocab_size(with_added_tokens=True)
+
+    def token_text(self, token: int) -> str | None:
+        """The token's string in the vocabulary (e.g. "<|endoftext|>"), None when the id is unknown."""
+        return self._tok.id_to_token(int(token))
 
     def language_codes(self) -> list[str]:
         return list(self.special.languages) if self.multilingual else ["en"]

@@ -86,6 +86,8 @@ class Transcriber:
         steps = self.steps
         # The first window's mel only when the language must be detected (streaming calls this per update).
         detect = opt.language is None and self.tokenizer.multilingual
+        if detect and silence_peak is not None and (audio.size == 0 or np.abs(audio).max() < silence_peak):
+            detect = False  # every window is digital silence: nothing to detect a language from ("en")
         language, language_probs = steps.language(pad_or_trim(mel[:, :N_FRAMES]) if detect else None)
         hotword_tokens = steps.hotword_tokens()
         history: list[int] = steps.text_tokens(opt.initial_prompt)
@@ -112,10 +114,19 @@ class Transcriber:
             state = backend.encode(self._window_mel(mel, seek, segment_size)[None])
             prefix = opt.prefix if seek == 0 else None
             prompt = steps.prompt(history[prompt_reset_since:], [] if prefix else hotword_tokens)
-            result = steps.decode_with_fallback(state, prompt, language, prefix=prefix, sample_len=sample_len)
+
+            def no_speech_heard(start: int = seek * HOP_LENGTH, end: int = (seek + segment_size) * HOP_LENGTH) -> bool:
+                """Silero VAD hears no speech in this window (VAD runs once per file, when first asked)."""
+                nonlocal vad_chunks
+                if vad_chunks is None:
+                    vad_chunks = speech_chunks(audio)
+                return speech_in(vad_chunks, start, end) == 0
+
+            result = steps.decode_with_fallback(state, prompt, language, prefix=prefix, sample_len=sample_len,
+                                                no_speech_heard=no_speech_heard)
             if progress is not None:
                 progress(min(seek + segment_size, content_frames) / FRAMES_PER_SECOND, content_duration)
-            if steps.is_silence(result):
+            if steps.is_silence(result) or (steps.is_noise_hallucination(result) and no_speech_heard()):
                 seek += segment_size  # silence
                 continue
             previous_seek = seek

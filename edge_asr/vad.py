@@ -87,24 +87,75 @@ class SileroVad:
         if max_frames < 1:
             raise OptionError("max_frames must be >= 1")
         n_frames = -(-audio.size // FRAME_SAMPLES)
-        probs = np.empty(n_frames, dtype=np.float32)
-        h = np.zeros((1, 1, STATE_SIZE), dtype=np.float32)
-        c = np.zeros((1, 1, STATE_SIZE), dtype=np.float32)
-        context = np.zeros(CONTEXT_SAMPLES, dtype=np.float32)  # zeros before the very first frame
-        for first in range(0, n_frames, max_frames):
-            count = min(max_frames, n_frames - first)
-            frames = np.zeros((count, FRAME_SAMPLES), dtype=np.float32)
-            samples = audio[first * FRAME_SAMPLES:(first + count) * FRAME_SAMPLES]
-            frames.reshape(-1)[:samples.size] = samples
-            block = np.empty((count, CONTEXT_SAMPLES + FRAME_SAMPLES), dtype=np.float32)
-            block[0, :CONTEXT_SAMPLES] = context
-            block[1:, :CONTEXT_SAMPLES] = frames[:-1, -CONTEXT_SAMPLES:]
-            block[:, CONTEXT_SAMPLES:] = frames
-            # The context and LSTM state cross block boundaries, so blocking does not change the output.
-            context = frames[-1, -CONTEXT_SAMPLES:].copy()
-            out, h, c = self.session.run(["speech_probs", "hn", "cn"], {"input": block, "h": h, "c": c})
-            probs[first:first + count] = out.reshape(-1)
-        return probs
+        padded = np.zeros(n_frames * FRAME_SAMPLES, dtype=np.float32)
+        padded[:audio.size] = audio
+        state = _LstmState.initial()
+        probs = [self.run_frames(padded[i * FRAME_SAMPLES:(i + max_frames) * FRAME_SAMPLES], state)
+                 for i in range(0, n_frames, max_frames)]
+        return np.concatenate(probs) if probs else np.empty(0, np.float32)
+
+    def run_frames(self, samples: np.ndarray, state: "_LstmState") -> np.ndarray:
+        """Probabilities of whole frames ``samples`` (a multiple of 512) following ``state``, which is
+        advanced: the context and LSTM state cross calls, so splitting audio does not change the output."""
+        frames = samples.reshape(-1, FRAME_SAMPLES)
+        block = np.empty((len(frames), CONTEXT_SAMPLES + FRAME_SAMPLES), dtype=np.float32)
+        block[0, :CONTEXT_SAMPLES] = state.context
+        block[1:, :CONTEXT_SAMPLES] = frames[:-1, -CONTEXT_SAMPLES:]
+        block[:, CONTEXT_SAMPLES:] = frames
+        out, state.h, state.c = self.session.run(["speech_probs", "hn", "cn"],
+                                                 {"input": block, "h": state.h, "c": state.c})
+        state.context = frames[-1, -CONTEXT_SAMPLES:].copy()
+        return out.reshape(-1).astype(np.float32, copy=False)
+
+
+@dataclass
+class _LstmState:
+    h: np.ndarray
+    c: np.ndarray
+    context: np.ndarray  # the previous frame's last samples (zeros before the very first frame)
+
+    @classmethod
+    def initial(cls) -> "_LstmState":
+        return cls(np.zeros((1, 1, STATE_SIZE), np.float32), np.zeros((1, 1, STATE_SIZE), np.float32),
+                   np.zeros(CONTEXT_SAMPLES, np.float32))
+
+
+class SpeechProbStream:
+    """Speech probabilities of a live stream, computed once per frame as audio arrives (the same values
+    as :meth:`SileroVad.speech_probs` over the whole stream): a streaming update asks for the frames of
+    its buffer instead of re-running VAD over the whole buffer each time."""
+
+    def __init__(self, vad: SileroVad):
+        self.vad = vad
+        self._state = _LstmState.initial()
+        self._pending = np.zeros(0, np.float32)  # samples of an incomplete frame
+        self._probs = np.zeros(0, np.float32)  # frames [first_frame, first_frame + len)
+        self.first_frame = 0
+
+    @property
+    def frames(self) -> int:
+        """Whole frames seen so far."""
+        return self.first_frame + self._probs.size
+
+    def push(self, audio: np.ndarray) -> None:
+        samples = np.concatenate([self._pending, _as_audio(audio)])
+        whole = samples.size // FRAME_SAMPLES * FRAME_SAMPLES
+        self._pending = samples[whole:]
+        for i in range(0, whole, MAX_FRAMES * FRAME_SAMPLES):
+            chunk = samples[i:min(whole, i + MAX_FRAMES * FRAME_SAMPLES)]
+            self._probs = np.concatenate([self._probs, self.vad.run_frames(chunk, self._state)])
+
+    def since(self, sample: int) -> np.ndarray:
+        """Probabilities of the whole frames from the one holding ``sample`` on; older ones are forgotten."""
+        frame = max(sample // FRAME_SAMPLES, self.first_frame)
+        self._probs = self._probs[frame - self.first_frame:]
+        self.first_frame = frame
+        return self._probs
+
+    def skip(self, samples: int) -> None:
+        """A gap in the stream (dropped audio): start afresh after it."""
+        self.__init__(self.vad)
+        self.first_frame = samples // FRAME_SAMPLES
 
 
 @lru_cache(maxsize=1)

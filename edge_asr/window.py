@@ -8,7 +8,7 @@ covers live in transcribe.py (sequential seek), batched.py (VAD windows) and str
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -81,26 +81,46 @@ class WindowSteps:
         return list(hotword_tokens) + (list(history[-room:]) if room > 0 and history else [])
 
     # -- decoding -------------------------------------------------------------------------------
-    def decode(self, state: DecoderState, prompt: Sequence[int], language: str, *, prefix: str | None = None,
-               temperature: float | None = None, sample_len: int | None = None) -> list[DecodingResult]:
-        """Every window in ``state`` at one temperature (default: the ladder's first)."""
+    def decode(self, state: DecoderState, prompt: Sequence[int], language: str, *,
+               prefix: str | Sequence[int] | None = None, temperature: float | None = None,
+               sample_len: int | None = None, stop_rule=None) -> list[DecodingResult]:
+        """Every window in ``state`` at one temperature (default: the ladder's first); ``stop_rule``: see
+        :meth:`DecodingTask.run`."""
         t = self.options.temperatures[0] if temperature is None else temperature
         options = self.options.decoding_options(t, language=language, prompt=prompt, prefix=prefix,
                                                 sample_len=sample_len)
-        return DecodingTask(self.backend, self.tokenizer, options).run(state)
+        return DecodingTask(self.backend, self.tokenizer, options).run(state, stop_rule)
 
     def decode_with_fallback(self, state: DecoderState, prompt: Sequence[int], language: str, *,
-                             prefix: str | None = None, first: int = 0, sample_len: int | None = None
-                             ) -> DecodingResult:
+                             prefix: str | None = None, first: int = 0, sample_len: int | None = None,
+                             no_speech_heard: Callable[[], bool] | None = None) -> DecodingResult:
         """One window, climbing the temperature ladder from rung ``first`` while the result needs a
-        fallback; at most ``sample_len`` tokens (None: the model's limit, 224)."""
+        fallback; at most ``sample_len`` tokens (None: the model's limit, 224). ``no_speech_heard()``
+        (the caller's VAD verdict on this window's audio) stops the ladder at a noise hallucination
+        (:meth:`is_noise_hallucination`): the caller then skips the window."""
         result = None
         for t in self.options.temperatures[first:]:
             result = self.decode(state, prompt, language, prefix=prefix, temperature=t, sample_len=sample_len)[0]
+            if no_speech_heard is not None and self.is_noise_hallucination(result) and no_speech_heard():
+                break
             if not self.needs_fallback(result):
                 break
         assert result is not None
         return result
+
+    def is_noise_hallucination(self, r: DecodingResult) -> bool:
+        """Whisper's tell of text invented on noise or music: it judges the window non-speech (no-speech
+        probability above the threshold) and still loops (compression ratio above the threshold) or gives
+        no word at all (". . ."). openai's silence rule keeps such text when its log-probability is high,
+        which a loop's is, and the fallback ladder then decodes the window up to five more times at up to
+        224 tokens and five samples each (measured, issue 18: applause cost 1-1.7x real time, pink noise
+        ~0.2x, for no words). Callers treat it as silence only where Silero VAD hears no speech, so a real
+        utterance the model doubts still gets the whole ladder."""
+        opt = self.options
+        if opt.no_speech_threshold is None or r.no_speech_prob is None or r.no_speech_prob <= opt.no_speech_threshold:
+            return False
+        looping = opt.compression_ratio_threshold is not None and r.compression_ratio > opt.compression_ratio_threshold
+        return looping or not any(ch.isalnum() for ch in r.text)
 
     def needs_fallback(self, r: DecodingResult) -> bool:
         """Too repetitive or too unsure, and not silence (where hotter decoding would only invent words)."""
@@ -159,8 +179,10 @@ class WindowSteps:
         return segments, max(advance, 1), bool(single_ending)
 
     def add_words(self, segments: list[dict], state: DecoderState, num_frames: int, language: str,
-                  time_offset: float, last_speech_timestamp: float) -> None:
-        """Word timing for the segments of one window (``state`` holds that window alone)."""
+                  time_offset: float, last_speech_timestamp: float, attention: np.ndarray | None = None,
+                  token_probs: np.ndarray | None = None) -> None:
+        """Word timing for the segments of one window (``state`` holds that window alone); ``attention``:
+        the decode's own (``DecodingResult.alignment``), else a forced pass computes it."""
         from .timing import add_word_timestamps
 
         opt = self.options
@@ -168,7 +190,8 @@ class WindowSteps:
                             num_frames=num_frames, language=language, task=opt.task,
                             prepend_punctuations=opt.prepend_punctuations,
                             append_punctuations=opt.append_punctuations,
-                            last_speech_timestamp=last_speech_timestamp, time_offset=time_offset)
+                            last_speech_timestamp=last_speech_timestamp, time_offset=time_offset,
+                            attention=attention, token_probs=token_probs)
 
 
 def kept(segments: list[dict]) -> list[dict]:

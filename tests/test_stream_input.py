@@ -47,9 +47,10 @@ def test_streaming_options_derive_the_decode_from_transcribe_options():
                                            encoder_tail_s=4.0, no_speech_threshold=0.7)
     assert options.step_s == 0.5 and options.transcribe == TranscribeOptions(
         language="de", beam_size=3, hotwords="Kubernetes", encoder_tail_s=4.0, no_speech_threshold=0.7)
-    decode = options.decode_options("de", "earlier text", 1.0)
+    decode = options.decode_options("de", 1.0)  # the prompt (committed text) is passed per decode
     assert (decode.temperature, decode.word_timestamps, decode.condition_on_previous_text) == (0.0, True, False)
-    assert (decode.initial_prompt, decode.encoder_tail_s, decode.compression_ratio_threshold) == ("earlier text", 1.0, None)
+    assert (decode.without_timestamps, decode.initial_prompt, decode.encoder_tail_s) == (True, None, 1.0)
+    assert decode.compression_ratio_threshold == 2.4  # above it a live decode is cut at its first repeat
     assert (decode.beam_size, decode.hotwords, decode.no_speech_threshold, decode.logprob_threshold) == \
         (3, "Kubernetes", 0.7, -1.0)
     assert (decode.vad_filter, decode.batch_size, decode.prefix) == (False, 1, None)

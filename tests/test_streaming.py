@@ -214,3 +214,153 @@ def test_decoding_stops_at_the_token_cap(runtime_model_dir, sample_audio):
         segments, _, _ = Transcriber(model.backend, model.tokenizer, opts).run(sample_audio[:16000 * 4], max_windows=1,
                                                                               sample_len=cap)
         assert segments and len(segments[0]["result"].tokens) <= cap
+
+
+# ---- robustness of the streaming API (each runs on the committed tiny model) -------------------------
+
+def _failing(st: StreamingTranscriber) -> None:
+    def boom(*args, **kwargs):
+        raise RuntimeError("decoder exploded")
+    st._decoder.decode = boom
+
+
+@pytest.mark.parametrize("background", [True, False])
+def test_a_decoding_error_reaches_the_caller_and_keeps_committed_text(runtime_model_dir, background):
+    from edge_asr.errors import StreamError
+
+    model = edge_asr.load_model(runtime_model_dir, device="cpu")
+    events = []
+    st = StreamingTranscriber(model, StreamingOptions.from_fields(language="en", vad=False, step_s=0.5),
+                              on_event=events.append, background=background)
+    st.policy.flush([TimedWord(" kept", 0.0, 0.5)])  # committed before the failure
+    _failing(st)
+    noise = np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32)
+    if background:
+        st.feed(noise)
+        for _ in range(200):  # the worker fails on its first update
+            if st.error is not None:
+                break
+            time.sleep(0.02)
+    with pytest.raises(StreamError, match="decoder exploded") as failure:
+        st.feed(noise)  # inline: this decode fails; background: the worker already has
+        st.finish()
+    assert isinstance(failure.value, RuntimeError)  # StreamError is also a RuntimeError
+    errors = [e for e in events if e.kind == "error"]
+    assert len(errors) == 1 and "decoder exploded" in errors[0].text
+    with pytest.raises(StreamError):  # feed after the failure: refused, not silently queued
+        st.feed(noise)
+    with pytest.raises(StreamError):
+        st.finish()
+    assert st.committed_text == "kept"
+    if background:
+        assert not st._worker.is_alive()
+
+
+def test_events_nobody_reads_are_bounded(runtime_model_dir):
+    model = edge_asr.load_model(runtime_model_dir, device="cpu")
+    seen = []
+    st = StreamingTranscriber(model, StreamingOptions.from_fields(language="en", max_queued_events=5),
+                              on_event=seen.append)
+    for i in range(40):  # a callback-only app: events() is never iterated
+        st._emit("tentative", f"w{i}", 0.0, 0.1)
+    assert len(seen) == 40  # callbacks see everything
+    assert st._events.qsize() == 5 and st.events_discarded == 35
+    st.finish()
+    assert [e.text for e in st.events(timeout=0.1)] == [f"w{i}" for i in range(36, 40)]  # newest kept, then the end
+
+
+def test_options_are_checked_when_the_stream_is_created(runtime_model_dir):
+    from edge_asr.errors import DecodingError, OptionError
+
+    model = edge_asr.load_model(runtime_model_dir, device="cpu")
+    language = "de" if not model.multilingual else "xx"
+    with pytest.raises(DecodingError, match=language):
+        StreamingTranscriber(model, StreamingOptions.from_fields(language=language))
+    for bad in ({"step_s": 0}, {"policy": "magic"}, {"max_buffer_s": 60}, {"commit_delay_s": -1},
+                {"trim_s": 20, "max_buffer_s": 15}, {"vad_threshold": 1.5}):
+        with pytest.raises(OptionError):
+            StreamingOptions.from_fields(**bad)
+
+
+@pytest.mark.parametrize("realtime", [False, True])
+def test_listen_with_a_language_the_model_lacks_is_a_clear_error(runtime_model_dir, capsys, realtime):
+    from edge_asr.cli import main
+
+    model = edge_asr.load_model(runtime_model_dir, device="cpu")
+    language = "de" if not model.multilingual else "xx"
+    args = ["listen", "--file", str(SAMPLE), "--model", str(runtime_model_dir), "--language", language]
+    code = main(args + (["--realtime"] if realtime else []))
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and language in err
+
+
+def test_background_callbacks_run_on_the_worker_thread_and_the_api_is_exported(runtime_model_dir, sample_audio):
+    assert edge_asr.StreamingTranscriber is StreamingTranscriber and edge_asr.StreamingOptions is StreamingOptions
+    assert edge_asr.StreamEvent is not None
+    model = edge_asr.load_model(runtime_model_dir, device="cpu")
+    threads = set()
+    from edge_asr.buffer_decoder import BufferHypothesis
+
+    def decode(audio, offset, options, **kwargs):  # the random tiny model says nothing: say one word
+        return BufferHypothesis((TimedWord(" word", offset, offset + 0.2, (1,)),), "en")
+
+    with StreamingTranscriber(model, StreamingOptions.from_fields(language="en", vad=False),
+                              on_event=lambda e: threads.add(threading.current_thread().name),
+                              background=True) as st:
+        st._decoder.decode = decode
+        st.feed(sample_audio[:16000 * 3])
+    assert st.error is None and threads <= {"edge-asr-stream"} and threads
+
+
+def test_close_stops_at_once_and_keeps_the_shown_text(runtime_model_dir):
+    from edge_asr.buffer_decoder import BufferHypothesis
+
+    model = edge_asr.load_model(runtime_model_dir, device="cpu")
+    calls = []
+
+    def slow_decode(audio, offset, options, **kwargs):  # each update takes 0.2 s and says one late word
+        calls.append(offset)
+        time.sleep(0.2)
+        end = offset + audio.size / 16000
+        return BufferHypothesis((TimedWord(" shown", end - 0.1, end, (1,)),), "en")
+
+    st = StreamingTranscriber(model, StreamingOptions.from_fields(language="en", vad=False, step_s=0.5),
+                              background=True)
+    st._decoder.decode = slow_decode
+    st.feed(np.zeros(16000 * 30, np.float32))  # far more than one update's worth
+    while not calls:
+        time.sleep(0.01)
+    start = time.perf_counter()
+    text = st.close()
+    assert time.perf_counter() - start < 1.0 and not st._worker.is_alive()  # no draining of 30 s of audio
+    assert text.startswith("shown") and st.close() == text
+    with pytest.raises(edge_asr.StreamError):
+        st.feed(np.zeros(10, np.float32))
+
+
+def test_attention_stop_ends_the_text_past_the_audio_or_at_a_jump_back(runtime_model_dir):
+    from edge_asr.buffer_decoder import AttentionStop
+
+    tok = edge_asr.load_model(runtime_model_dir, device="cpu").tokenizer
+    piece = tok.encode(".")[0]
+    assert not tok.starts_word(piece)
+
+    class Words:  # the rule asks the tokenizer only whether a token starts a word
+        def starts_word(self, token):
+            return token == 1
+
+    word = 1
+    tok = Words()
+
+    def at(frame: int, frames: int = 200) -> np.ndarray:  # two heads peaking at ``frame``
+        a = np.full((2, frames), 0.001, np.float32)
+        a[:, frame] = 1.0
+        return a
+
+    stop = AttentionStop(tok, limit=150, backtrack=50)
+    assert not stop(word, at(10)) and not stop(word, at(100)) and not stop(word, at(120))
+    assert not stop(piece, at(0))  # punctuation often attends to the start: not judged
+    assert not stop(word, at(80))  # jitter within 1 s (50 frames) of the furthest word
+    assert stop(word, at(60)) and stop.stopped_at == 60  # a jump back: a repeat starts
+    past = AttentionStop(tok, limit=150, backtrack=50)
+    assert past(piece, at(160)) and past.stopped_at == 160  # past the buffered audio: any token

@@ -165,3 +165,22 @@ def test_block_size_does_not_change_probs(sample_audio):
     np.testing.assert_allclose(one_by_one[:40], full[:40], atol=1e-5)
     # Causal: a prefix of whole frames gives the same probabilities as the start of the full audio.
     np.testing.assert_allclose(vad.speech_probs(audio[:300 * FRAME]), full[:300], atol=1e-5)
+
+
+def test_speech_prob_stream_matches_the_whole_signal_however_it_is_chunked():
+    from edge_asr.vad import SpeechProbStream, default_vad
+
+    rng = np.random.default_rng(3)
+    audio = (rng.normal(0, 0.05, 16000 * 3) * np.sin(np.linspace(0, 20, 16000 * 3))).astype(np.float32)
+    whole = default_vad().speech_probs(audio)
+    stream = SpeechProbStream(default_vad())
+    pos = 0
+    for size in [100, 512, 3000, 7, 16000, 999] * 10:
+        stream.push(audio[pos:pos + size])
+        pos += size
+    stream.push(audio[pos:])
+    n = audio.size // 512  # whole frames only (the last partial frame waits for more audio)
+    np.testing.assert_allclose(stream.since(0), whole[:n], atol=1e-5)
+    assert stream.frames == n
+    tail = stream.since(16000)  # forget frames before sample 16000
+    assert stream.first_frame == 16000 // 512 and np.allclose(tail, whole[16000 // 512:n], atol=1e-5)
