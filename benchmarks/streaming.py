@@ -193,8 +193,9 @@ def run_anchor(system: str, anchor_python: Path, model_path: str, audio_path: Pa
     audio = _load(str(audio_path))
     model = edge_asr.load_model(model_path, device="cpu", threads=threads)
     offline_text, ref_words = reference_words(model, audio)
-    committed = [(float(t), text) for t, text in run["committed"] if text.strip()]
-    shown = sorted([t for t, _ in committed] + [float(t) for t, text in run.get("tentative", []) if text.strip()])
+    # Entries are [time, text] or [time, text, words].
+    committed = [(float(e[0]), e[1]) for e in run["committed"] if e[1].strip()]
+    shown = sorted([t for t, _ in committed] + [float(e[0]) for e in run.get("tentative", []) if e[1].strip()])
     return _row(audio, reference_text, offline_text, ref_words, committed, shown[0] if shown else None,
                 run["text"], compute_s=run["compute_s"], updates=run["updates"], finished_at=run["finished_at"],
                 peak_rss=run["peak_rss_mb"], extra={"settings": run.get("settings"), "versions": run.get("versions")})
@@ -322,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
             report["runs"].append({"model": label, "system": f"edge-asr {name}", "settings": settings,
                                    "rows": rows, "summary": summarize(rows)})
             print(f"== {label} edge-asr {name}: {report['runs'][-1]['summary']}", flush=True)
+            _save(args.out, report)
         if args.anchors:
             for system in ANCHORS:
                 rows = []
@@ -331,12 +333,17 @@ def main(argv: list[str] | None = None) -> int:
                     rows.append(row)
                     _print_row(label, system, row)
                 report["runs"].append({"model": label, "system": system, "rows": rows, "summary": summarize(rows)})
-    table = markdown(report)
-    print(table)
-    if args.out:
-        save_json(args.out, report)
-        args.out.with_suffix(".md").write_text(table)
+                _save(args.out, report)
+    print(markdown(report))
+    _save(args.out, report)
     return 0
+
+
+def _save(out: Path | None, report: dict) -> None:
+    """After every configuration, so a failure later keeps what was measured."""
+    if out:
+        save_json(out, report)
+        out.with_suffix(".md").write_text(markdown(report))
 
 
 def _print_row(label: str, system: str, row: dict) -> None:

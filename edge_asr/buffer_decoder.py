@@ -43,7 +43,7 @@ class AttentionStop:
     On a buffer that ends mid-speech, and most of all in a reduced encoder window, Whisper goes on after the
     audio with repeats of what it heard or of the prompt ("words. We're just saying some words. We're
     just..."); measured, each repeat's first word attends back to where the original was. Punctuation
-    is not judged: it often attends to the window's start."""
+    is not judged: it often attends to the window's start; neither is the first new word (see below)."""
 
     def __init__(self, tokenizer, limit: int, backtrack: int):
         self.tokenizer = tokenizer
@@ -55,7 +55,10 @@ class AttentionStop:
     def __call__(self, token: int, attention: np.ndarray) -> bool:
         peak = int(attention.mean(axis=0).argmax())
         starts_word = self.tokenizer.starts_word(token)
-        if peak >= self.limit or (starts_word and peak < self.furthest - self.backtrack):
+        # The first new word is not judged: base's alignment heads put the first text token's peak near
+        # the end of the window (measured: every probe of an utterance start stopped before "So").
+        judged = self.furthest >= 0
+        if judged and (peak >= self.limit or (starts_word and peak < self.furthest - self.backtrack)):
             self.stopped_at = peak
             return True
         if starts_word:

@@ -363,4 +363,5 @@ def test_attention_stop_ends_the_text_past_the_audio_or_at_a_jump_back(runtime_m
     assert not stop(word, at(80))  # jitter within 1 s (50 frames) of the furthest word
     assert stop(word, at(60)) and stop.stopped_at == 60  # a jump back: a repeat starts
     past = AttentionStop(tok, limit=150, backtrack=50)
+    assert not past(word, at(170))  # the first new word is not judged (its attention is unreliable)
     assert past(piece, at(160)) and past.stopped_at == 160  # past the buffered audio: any token
