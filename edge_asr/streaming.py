@@ -100,6 +100,10 @@ class StreamingOptions:
     max_lag_s: float = option(10.0, "pending (undecoded) audio beyond this is dropped, with an event",
                               metavar="SECONDS")
     prompt_chars: int = option(200, "characters of committed text (that left the buffer) fed back as the prompt")
+    catch_up: bool | None = option(None, "when two steps or more of audio wait, decode them in one update (the "
+                                         "step stretches to the compute); None: only with background=True, where "
+                                         "audio arrives in real time (inline decoding stays independent of chunk size)",
+                                   cli=False)
     max_queued_events: int = option(1000, "events kept for events() when nobody reads them (oldest discarded)",
                                     cli=False)
 
@@ -381,7 +385,7 @@ class StreamingTranscriber:
 
     def _process(self, final: bool) -> None:
         """Decode at every step boundary of received audio, so results do not depend on how the audio
-        was chunked (in chunks shorter than two steps). When two steps or more are queued (compute fell
+        was chunked. With ``catch_up`` (background mode), when two steps or more are queued (compute fell
         behind), take it all at once: one larger step catches up instead of a backlog of updates."""
         if self._worker is not None:
             self._drop_backlog()
@@ -390,9 +394,12 @@ class StreamingTranscriber:
             step_s = self.options.step_s if not self.policy.idle \
                 else min(self.options.first_step_s, self.options.step_s)
             step = max(1, int(step_s * SAMPLE_RATE))
-            # Two steps or more waiting (compute fell behind, or a bursty source): decode them in one
-            # update, so the effective step stretches to what this CPU can keep up with.
-            behind = self._input.pending >= 2 * step
+            # Two steps or more waiting (compute fell behind real time): decode them in one update, so the
+            # effective step stretches to what this CPU can keep up with. More than max_buffer_s queued:
+            # always (one large step instead of a backlog of updates).
+            catch_up = self.options.catch_up if self.options.catch_up is not None else self._worker is not None
+            behind = (catch_up and self._input.pending >= 2 * step) or \
+                self._input.pending > self.options.max_buffer_s * SAMPLE_RATE
             new = self._input.take(None if (behind or final) else step - self._since_decode)
             if new.size:
                 self._append(new)

@@ -77,8 +77,8 @@ def test_streamed_text_is_close_to_offline_and_never_rewritten(real_model, sampl
 @pytest.mark.slow
 def test_chunk_size_does_not_change_the_result(real_model, sample_audio):
     model = real_model("tiny.en")
-    results = [stream(model, sample_audio[:16000 * 8], chunk=c)[1] for c in (160, 1600, 7777)]
-    assert results[0] == results[1] == results[2] and results[0]
+    results = [stream(model, sample_audio[:16000 * 6], chunk=c)[1] for c in (160, 7777)]
+    assert results[0] == results[1] and results[0]
 
 
 @pytest.mark.slow
@@ -86,7 +86,7 @@ def test_long_session_keeps_the_buffer_bounded(real_model, sample_audio):
     model = real_model("tiny.en")
     gap = np.zeros(16000 * 20, np.float32)
     session = np.concatenate([sample_audio, gap, sample_audio, sample_audio, gap])  # ~1.6 min
-    st, text, events = stream(model, session, chunk=3200, max_buffer_s=12.0, encoder_tail_s=3.0)
+    st, text, events = stream(model, session, chunk=3200, max_buffer_s=12.0, encoder_tail_s=3.0, step_s=0.6)
     assert st.stats.max_buffer_s <= 12.0 + 1.0  # bounded by the force-commit, not by session length
     assert st.stats.skipped_silent >= 20  # the silent stretches were not decoded
     assert sum(e.kind == "end_of_utterance" for e in events) >= 2
