@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "quantization": ("edge_asr_bench.quantization", "int8 schemes on the same fp32 graphs: WER and encoder/decoder "
                                                     "speed (needs the export extra too)"),
     "reliability": ("edge_asr_bench.reliability", "words and compute on 10 min of noise/music (tiny.en, base), fuzz totals"),
+    "boost": ("edge_asr_bench.term_boost", "domain-term boosting: term recall and non-term WER for nothing / "
+                                           "hotwords / boost weights, and the boost's decoding-time cost"),
     "server": ("edge_asr_bench.server_load", "load test of the local server on loopback: p50/p95 latency, throughput, "
                                              "errors, 503s under overload, server RSS (needs the server extra too)"),
 }

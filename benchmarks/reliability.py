@@ -188,13 +188,9 @@ def lscpu_flags() -> list[str]:
 
 def cpu_class(flags: list[str]) -> str:
     """The int8 kernel class: amx, avx512vnni, avxvnni, avx512, avx2, neon or the architecture."""
-    import platform
+    from edge_asr.quantization import kernel_class
 
-    for flag, name in (("amx_int8", "amx"), ("avx512_vnni", "avx512vnni"), ("avx_vnni", "avxvnni"),
-                       ("avx512f", "avx512"), ("avx2", "avx2"), ("asimd", "neon")):
-        if flag in flags:
-            return name
-    return platform.machine().lower() or "unknown"
+    return kernel_class(flags)
 
 
 def rss_mb() -> float | None:
@@ -407,8 +403,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-noise", action="store_true")
     p.add_argument("--skip-fuzz", action="store_true")
     p.add_argument("--fuzz", type=int, default=4000, help="fuzz cases (files, arrays and streams share them)")
+    p.add_argument("--long-minutes", type=float, default=0,
+                   help="also run the long-session section: a simulated live session, an offline and a batched "
+                        "transcription of this many minutes of speech and pauses (issue 18: 60), RSS each minute")
+    p.add_argument("--long-modes", default="live,offline,batched", help="long-session paths to run")
+    p.add_argument("--long-step", type=float, default=1.0,
+                   help="long live session: seconds of audio between decodes (default 1.0: a memory and accounting "
+                        "run, not a latency run; the streaming bench measures latency at the default 0.3)")
+    p.add_argument("--manifest", type=Path, default=None,
+                   help="speech for the long section (default ../shared/audio/manifest.jsonl)")
     p.add_argument("--out", type=Path, default=None,
-                   help="JSON report (default benchmarks/results/reliability-<cpu class>.json)")
+                   help="JSON report (default benchmarks/results/reliability-<cpu class>.json, "
+                        "reliability-long-<cpu class>.json with --long-minutes and both other sections skipped)")
     args = p.parse_args(argv)
     flags = lscpu_flags()
     info = machine_info()
@@ -426,13 +432,24 @@ def main(argv: list[str] | None = None) -> int:
         n = 200 if args.quick else args.fuzz
         report["fuzz"] = fuzz_section(n // 2, n // 4, n // 16, args.seed)
         print("fuzz:", report["fuzz"]["total"], flush=True)
+    if args.long_minutes:
+        from .corpus import default_manifest
+        from .long_session import long_section
+
+        report["long"] = {m: long_section(m, args.long_minutes, args.threads, args.seed,
+                                          args.manifest or default_manifest(), args.long_modes.split(","),
+                                          args.long_step)
+                          for m in args.models.split(",") if m}
     report["wall_s"] = round(time.perf_counter() - t0, 1)
     report["load_average_end"] = list(__import__("os").getloadavg())
-    out = args.out or REPO / "benchmarks" / "results" / f"reliability-{klass}.json"
+    only_long = args.long_minutes and args.skip_noise and args.skip_fuzz
+    out = args.out or REPO / "benchmarks" / "results" / f"reliability-{'long-' if only_long else ''}{klass}.json"
     save_json(out, report)
     print(f"wrote {out}")
     failed = [m for m, r in report.get("noise", {}).items() if not r["target_met"]]
-    return 1 if failed or report.get("fuzz", {}).get("total", {}).get("other_exceptions") else 0
+    long_failed = [(m, mode) for m, r in report.get("long", {}).items() for mode, run in r["runs"].items()
+                   if not run["rss_target_met"] or run["unaccounted_s"] > 0]
+    return 1 if failed or long_failed or report.get("fuzz", {}).get("total", {}).get("other_exceptions") else 0
 
 
 if __name__ == "__main__":

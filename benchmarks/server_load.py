@@ -61,9 +61,10 @@ def cpu_class(cpu: dict) -> str:
     """A short name for result files: vendor family and the int8-relevant ISA tier, e.g. epyc-avx2, xeon-amx."""
     model = (cpu.get("model") or "").lower()
     family = next((f for f in ("xeon", "epyc", "ryzen", "core", "apple") if f in model), cpu.get("arch") or "cpu")
+    from edge_asr.quantization import KERNEL_CLASSES
+
     flags = set(cpu.get("key_flags") or ())
-    tier = next((t for t, f in (("amx", "amx_int8"), ("avx512vnni", "avx512_vnni"), ("avxvnni", "avx_vnni"),
-                                ("avx512", "avx512f"), ("avx2", "avx2"), ("neon", "asimd")) if f in flags), "base")
+    tier = next((name for flag, name in KERNEL_CLASSES if flag in flags), "base")
     return f"{family}-{tier}"
 
 

@@ -14,7 +14,7 @@ from .fidelity import FidelityError, FidelityReport, FidelityWarning
 from .model import WhisperModel, load_model
 from .providers import ProviderFallbackWarning
 from .quantization import SaturationRiskWarning
-from .results import Segment, TranscriptionResult, Word
+from .results import Segment, TranscriptionInfo, TranscriptionResult, Word
 from .options import TranscribeOptions
 from .streaming import StreamEvent, StreamingOptions, StreamingTranscriber
 from .vad import VadOptions
@@ -25,5 +25,5 @@ __all__ = [
     "load_model", "WhisperModel", "TranscribeOptions", "VadOptions", "TranscriptionResult", "Segment", "Word", "EdgeASRError", "AudioError",
     "ModelError", "ModelNotFoundError", "DecodingError", "ProviderFallbackWarning", "SaturationRiskWarning", "FidelityError", "FidelityWarning",
     "FidelityReport", "StreamingTranscriber", "StreamingOptions", "StreamEvent", "StreamError", "__version__",
-    "AudioLimitError", "AudioWarning", "ProviderError",
+    "AudioLimitError", "AudioWarning", "ProviderError", "TranscriptionInfo",
 ]

@@ -16,6 +16,7 @@ fallback still applies, per chunk: a chunk that fails the thresholds is re-decod
 from __future__ import annotations
 
 from collections import deque
+from typing import Iterator
 
 import numpy as np
 
@@ -28,6 +29,8 @@ from .options import ProgressCallback, TranscribeOptions
 from .tokenizer import Tokenizer
 from .vad import MIN_REMAINDER_S, speech_chunks, speech_in
 from .window import WindowSteps, kept, reduced_window_frames, token_budget
+
+_WORD_SHIFT_S = 2.0  # seconds word timing may move a window's first word before the window's start
 
 
 def speech_windows(chunks: list[dict]) -> list[tuple[int, int]]:
@@ -85,14 +88,29 @@ class BatchedTranscriber:
 
     def run(self, audio: np.ndarray, batch_size: int, progress: ProgressCallback | None = None
             ) -> tuple[list[dict], str, dict | None]:
+        language, language_probs, batches = self.start(audio, batch_size, progress)
+        return [s for batch in batches for s in batch], language, language_probs
+
+    def start(self, audio: np.ndarray, batch_size: int, progress: ProgressCallback | None = None,
+              chunks: list[dict] | None = None) -> tuple[str, dict | None, Iterator[list[dict]]]:
+        """Language and language probabilities now (VAD and language detection run here; ``chunks``:
+        speech chunks already found with these options), and a generator that decodes one batch per step
+        and yields the segments (dicts) that are final in time order. Nothing is decoded until it is
+        iterated; closing it stops after the current batch."""
+        if chunks is None:
+            chunks = speech_chunks(audio, self.options.vad_options)
+        windows = speech_windows(chunks)
+        needs_detection = self.options.language is None and self.tokenizer.multilingual and windows
+        language, language_probs = self.steps.language(
+            self._mels(audio, windows[:1])[0][0] if needs_detection else None)
+        return language, language_probs, self._batches(audio, batch_size, progress, chunks, windows, language)
+
+    def _batches(self, audio: np.ndarray, batch_size: int, progress: ProgressCallback | None, chunks: list[dict],
+                 windows: list[tuple[int, int]], language: str) -> Iterator[list[dict]]:
         opt, backend, steps = self.options, self.backend, self.steps
         duration = len(audio) / SAMPLE_RATE
-        chunks = speech_chunks(audio, opt.vad_options)
-        windows = speech_windows(chunks)
-        needs_detection = opt.language is None and self.tokenizer.multilingual and windows
-        language, language_probs = steps.language(self._mels(audio, windows[:1])[0][0] if needs_detection else None)
         prompt = steps.prompt(steps.text_tokens(opt.initial_prompt), steps.hotword_tokens())
-        segments: list[dict] = []
+        segments: list[dict] = []  # decoded, not yet yielded: a re-queued window tail may still come before them
         last_speech = 0.0
         done_s = 0.0
         queue = deque(windows)
@@ -136,10 +154,17 @@ class BatchedTranscriber:
                     ends = [w["end"] for s in current for w in s.get("words") or []]
                     last_speech = ends[-1] if ends else last_speech
                 segments.extend(kept(current))
+            state = None  # a suspended generator must not hold the batch's cross K/V
             done_s = max(done_s, batch[-1][1] / SAMPLE_RATE)
             if progress is not None:
                 progress(min(done_s, duration), duration)
-        segments.sort(key=lambda s: s["start"])
+            # Segments are returned in time order (a stable sort by start). A queued window's segments
+            # start after its start less what word timing may move a first word back (at most 1.4 s: two
+            # median word durations), so those before that horizon are final.
+            segments.sort(key=lambda s: s["start"])
+            horizon = min(start for start, _ in queue) / SAMPLE_RATE - _WORD_SHIFT_S if queue else float("inf")
+            final = sum(1 for s in segments if s["start"] < horizon)
+            yield segments[:final]
+            segments = segments[final:]
         if progress is not None:
             progress(duration, duration)
-        return segments, language, language_probs

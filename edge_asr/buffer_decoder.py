@@ -17,7 +17,7 @@ import numpy as np
 from .commit_policy import TimedWord
 from .constants import N_FRAMES, N_SAMPLES
 from .decoding import compression_ratio
-from .features import log_mel_spectrogram, pad_or_trim
+from .features import log_mel_spectrogram, mel_window, pad_or_trim
 from .options import TranscribeOptions
 from .window import WindowSteps, reduced_window_frames
 
@@ -85,7 +85,8 @@ class BufferDecoder:
         detect = options.language is None and self.tokenizer.multilingual
         language, _ = steps.language(pad_or_trim(mel[:, :N_FRAMES]) if detect else None)
         tail = options.encoder_tail_s
-        window = pad_or_trim(mel[:, :content]) if tail is None else mel[:, :reduced_window_frames(content, tail)]
+        window = (mel_window(mel, 0, content, self.backend.manifest.mel_padding) if tail is None
+                  else mel[:, :reduced_window_frames(content, tail)])
         state = self.backend.encode(window[None])
         prompt_tokens = steps.prompt(steps.text_tokens(prompt), steps.hotword_tokens())
         greedy = options.beam_size is None and options.temperatures[0] == 0

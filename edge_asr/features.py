@@ -12,6 +12,12 @@ import numpy as np
 
 from .constants import HOP_LENGTH, N_FFT, N_FRAMES, SAMPLE_RATE
 
+# How a window with less than 30 s of audio is filled up to N_FRAMES (manifest field ``mel_padding``):
+# "log-mel": zeros appended to the normalized log-mel (openai/whisper's transcribe); "audio": the log-mel
+# of zero samples after the audio (transformers' WhisperFeatureExtractor pads the waveform, so every
+# fine-tune made with it trained on this; the export's validation and fidelity check decode this way).
+MEL_PADDINGS = ("log-mel", "audio")
+
 
 def _hz_to_mel(f: np.ndarray) -> np.ndarray:
     # Slaney scale: linear below 1 kHz, logarithmic above (librosa's htk=False).
@@ -103,3 +109,19 @@ def pad_or_trim(mel: np.ndarray, length: int = N_FRAMES) -> np.ndarray:
     if mel.shape[-1] < length:
         return np.pad(mel, [(0, 0)] * (mel.ndim - 1) + [(0, length - mel.shape[-1])])
     return mel
+
+
+def mel_window(mel: np.ndarray, start: int, frames: int, padding: str = "log-mel") -> np.ndarray:
+    """The N_FRAMES window of ``mel`` starting at ``start`` whose first ``frames`` frames are audio,
+    padded as ``padding`` says (MEL_PADDINGS). ``mel`` must be computed with ``padding=N_SAMPLES`` zero
+    samples after the audio (as every caller does), so the frames after the audio are zero audio's log-mel."""
+    if padding == "audio":
+        window = mel[..., start:start + N_FRAMES]
+        if window.shape[-1] == N_FRAMES:
+            return window
+        # fewer frames than a window (mel made without the 30 s padding): extend with zero audio's value,
+        # the log floor max(-10, max - 8) after the (x + 4) / 4 scaling
+        floor = max(-1.5, float(mel.max()) - 2.0) if mel.size else -1.5
+        fill = np.full(mel.shape[:-1] + (N_FRAMES - window.shape[-1],), floor, mel.dtype)
+        return np.concatenate([window, fill], axis=-1)
+    return pad_or_trim(mel[..., start:start + frames])

@@ -13,14 +13,14 @@ clip, see edge_asr_export.reference); this module decodes that clip here and com
 
 The verdict is pass / warn / fail against thresholds per precision (THRESHOLDS). It costs one encoder
 window and ~2 short decodes (well under a second for base on a laptop CPU) and is cached per machine,
-execution provider and model files in ``.edge_asr_fidelity.json`` beside the file-verification stamp.
+execution provider and model files in the cache directory beside the file-verification stamp
+(edge_asr.model_cache: ``state/<key>.fidelity.json``), never in the model folder.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
 import time
 from dataclasses import asdict, dataclass
@@ -32,6 +32,9 @@ from .inference import OnnxBackend
 from .tokenizer import Tokenizer
 
 REFERENCE_FILE = "fidelity_reference.npz"
+CACHE_KIND = "fidelity"  # edge_asr.model_cache state kind
+# Where versions before the cache directory kept verdicts (inside the folder); never written now, and a
+# stale one is ignored. Kept for tests and tools that clean it up.
 CACHE_FILE = ".edge_asr_fidelity.json"
 TOP_K = 32
 MAX_TOKENS = 96  # as export validation: the clip is short
@@ -206,27 +209,19 @@ def _cache_key(backend: OnnxBackend) -> str:
 def check_fidelity(backend: OnnxBackend, tok: Tokenizer, *, force: bool = False) -> FidelityReport:
     """The fidelity report of this model on this machine and provider: cached when this exact folder,
     provider, CPU and onnxruntime were checked before (``force`` measures again)."""
-    folder = backend.manifest.folder
-    cache_path = folder / CACHE_FILE
+    from .model_cache import read_state, write_state
+
+    manifest = backend.manifest
     key = _cache_key(backend)
-    cache: dict = {}
-    if cache_path.is_file():
-        try:
-            cache = json.loads(cache_path.read_text())
-        except (OSError, json.JSONDecodeError):
-            cache = {}
-    if not force and key in cache:
+    cache = read_state(manifest.folder, manifest.raw, CACHE_KIND)
+    if not force and isinstance(cache.get(key), dict):
         try:
             d = dict(cache[key], cached=True)
             d["reasons"], d["providers"] = tuple(d["reasons"]), tuple(d["providers"])
             return FidelityReport(**d)
-        except TypeError:
+        except (TypeError, KeyError):
             pass  # written by another version: measure again
     report = measure(backend, tok)
-    if os.access(folder, os.W_OK):
-        cache[key] = report.to_dict()
-        try:
-            cache_path.write_text(json.dumps(cache, indent=1))
-        except OSError:
-            pass  # a read-only folder just means measuring again next time
+    cache[key] = report.to_dict()
+    write_state(manifest.folder, manifest.raw, CACHE_KIND, cache)  # unwritable cache: measure again next time
     return report

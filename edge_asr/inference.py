@@ -17,7 +17,7 @@ import onnxruntime as ort
 from .errors import WORD_TIMESTAMPS_UNAVAILABLE, DecodingError
 from .manifest import Manifest
 from .providers import GraphPolicy, SessionConfig, create_session
-from .registry import cache_dir
+from .model_cache import optimized_graph_dir, optimized_graphs_enabled
 
 
 @dataclass
@@ -70,12 +70,13 @@ class OnnxBackend:
     @staticmethod
     def _session(manifest: Manifest, graph: str, config: SessionConfig) -> ort.InferenceSession:
         cache = None
-        if config.optimized_graphs:
+        if config.optimized_graphs and optimized_graphs_enabled():
             # Keyed by the graph's hash and the onnxruntime version: a changed graph or a new
-            # onnxruntime never reads an optimized graph made from something else.
+            # onnxruntime never reads an optimized graph made from something else (model_cache prunes
+            # other versions and bounds the folder).
             sha = manifest.files.get(manifest.graphs[graph]["file"], {}).get("sha256")
             if sha:
-                cache = cache_dir() / "optimized" / f"{sha[:24]}-ort{ort.__version__}"
+                cache = optimized_graph_dir(sha)
         policy = GraphPolicy(prepack=False, spin=False) if graph == "encoder" else GraphPolicy(arena=False)
         return create_session(manifest.path(graph), config, policy=policy, optimized_cache=cache)
 

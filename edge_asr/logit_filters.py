@@ -28,6 +28,10 @@ class LogitFilter:
         """Modify logits [B, vocab] in place."""
         raise NotImplementedError
 
+    def reorder(self, source: np.ndarray) -> None:
+        """Rows were reselected (beam search): row i now continues row ``source[i]``. Filters that keep
+        per-row state (term_boost.TermBoost) follow it here; stateless ones need nothing."""
+
 
 class SuppressTokens(LogitFilter):
     def __init__(self, ids):

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ModelError, ModelNotFoundError, OptionError
+from .features import MEL_PADDINGS
 from .tokenizer import SpecialTokens
 
 FORMAT_NAME = "edge-asr-model"
 FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
-_VERIFIED_STAMP = ".edge_asr_verified.json"
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,13 @@ class Manifest:
     files: dict[str, dict]
     graphs: dict[str, dict]
     raw: dict = field(repr=False, compare=False)
+    # What a fine-tune decided (optional fields; folders made before them read with these defaults):
+    # how the last short window is padded ("log-mel": openai's zeros in the log-mel domain; "audio": the
+    # log-mel of zero samples, as transformers' feature extractor, which fine-tunes train with, pads),
+    # and generation_config's language/task (None: detect / transcribe).
+    mel_padding: str = "log-mel"
+    language: str | None = None
+    task: str | None = None
 
     def path(self, graph: str) -> Path:
         return self.folder / self.graphs[graph]["file"]
@@ -103,6 +110,9 @@ def read_manifest(folder: Path) -> Manifest:
             files=dict(raw["files"]),
             graphs=dict(raw["graphs"]),
             raw=raw,
+            mel_padding=raw.get("mel_padding", "log-mel"),
+            language=raw.get("language"),
+            task=raw.get("task"),
         )
     except (KeyError, TypeError) as e:
         raise ModelError(f"{mpath} is incomplete or malformed ({type(e).__name__}: {e})") from None
@@ -152,6 +162,13 @@ def manifest_problem(raw: dict) -> str | None:
             isinstance(h, list) and len(h) == 2 and _is_int(h[0]) and _is_int(h[1])
             and 0 <= h[0] < dims["decoder_layers"] and 0 <= h[1] < dims["decoder_heads"] for h in heads):
         return "alignment_heads must be [layer, head] pairs within the decoder's layers and heads"
+    if raw.get("mel_padding", "log-mel") not in MEL_PADDINGS:
+        return f"mel_padding must be one of {list(MEL_PADDINGS)}, not {raw.get('mel_padding')!r}"
+    language = raw.get("language")
+    if language is not None and language not in tokens["languages"]:
+        return f"language {language!r} is not one of the model's languages (tokens.languages)"
+    if raw.get("task") not in (None, "transcribe", "translate"):
+        return f"task must be 'transcribe' or 'translate', not {raw.get('task')!r}"
     if not isinstance(raw.get("quantization"), str) or not isinstance(raw.get("name"), str):
         return "name and quantization must be strings"
     files = raw.get("files")
@@ -221,12 +238,24 @@ def _stat_key(path: Path) -> list[int]:
     return [st.st_size, st.st_mtime_ns]
 
 
+def stamp_matches(folder: Path, raw: dict, stamp: dict) -> bool:
+    """Whether a hash-check stamp still covers every file the manifest ``raw`` lists: each one's sha256
+    was checked while it had the size and mtime it has now (what "auto" trusts without hashing)."""
+    try:
+        return all(stamp.get(name) == [info["sha256"], *_stat_key(Path(folder) / name)]
+                   for name, info in raw["files"].items())
+    except (OSError, KeyError, TypeError, AttributeError):
+        return False
+
+
 def verify_files(manifest: Manifest, mode: str = "auto") -> None:
     """Check every file the manifest lists.
 
     mode "full": sha256 of every file, every time. "auto": sha256 the first time, then only when a
-    file's size or mtime changed since the last successful check (stamp kept in the folder when
-    writable), so loading stays fast. "size": existence and size only.
+    file's size or mtime changed since the last successful check, so loading stays fast. "size":
+    existence and size only. The "auto" stamp lives in the cache directory
+    (edge_asr.model_cache: keyed by the folder's resolved path and its manifest), never in the folder,
+    so read-only folders (signed app bundles) work and are cached too.
 
     What each mode catches (README, "Checking a model folder"): every mode catches missing, truncated or
     grown files (the size is always checked); "full" also every changed byte; "auto" every changed byte
@@ -235,18 +264,13 @@ def verify_files(manifest: Manifest, mode: str = "auto") -> None:
     those fail at load only when the file no longer parses (a ModelError), else they give wrong text.
     The manifest's fields, and the graphs and tokenizer against the manifest, are checked in every mode.
     """
+    from .model_cache import read_state, write_state
+
     if mode not in ("auto", "full", "size"):
         raise OptionError(f"verify must be 'auto', 'full' or 'size', not {mode!r}")
     folder = manifest.folder
-    stamp_path = folder / _VERIFIED_STAMP
-    stamp: dict = {}
-    if mode == "auto" and stamp_path.is_file():
-        try:
-            stamp = json.loads(stamp_path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            stamp = {}
-        if not isinstance(stamp, dict):
-            stamp = {}  # a damaged stamp only means hashing again
+    # A damaged or foreign stamp reads as {}: it only means hashing again.
+    stamp = read_state(folder, manifest.raw, "verified") if mode == "auto" else {}
     new_stamp = {}
     for name, info in manifest.files.items():
         path = folder / name
@@ -270,8 +294,6 @@ def verify_files(manifest: Manifest, mode: str = "auto") -> None:
             raise ModelError(f"model file {path} does not match its sha256 in the manifest: it is corrupt; "
                              "re-export or re-pull the model")
         new_stamp[name] = [info["sha256"], *key]
-    if mode == "auto" and new_stamp != stamp and os.access(folder, os.W_OK):
-        try:
-            stamp_path.write_text(json.dumps(new_stamp))
-        except OSError:
-            pass  # a read-only folder just means hashing again next time
+    # "full" refreshes the stamp too: its hashes are as good as the first "auto" ones.
+    if mode != "size" and new_stamp != stamp:
+        write_state(folder, manifest.raw, "verified", new_stamp)  # unwritable cache: hash again next time

@@ -6,7 +6,7 @@ import os
 import warnings
 from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from .audio import AudioInput, load_audio
 from .decoding import DecodingOptions, DecodingTask
@@ -20,10 +20,11 @@ from .manifest import Manifest, check_graph_signature, read_manifest, verify_fil
 from .providers import SessionConfig, resolve_providers
 from .quantization import warn_if_saturating
 from .registry import resolve_model
-from .results import TranscriptionResult
+from .results import Segment, TranscriptionInfo, TranscriptionResult
 from .tokenizer import Tokenizer
 from .options import ProgressCallback, TranscribeOptions
-from .pipeline import transcribe_audio
+from .languages import language_code
+from .pipeline import to_result, transcribe_segments
 
 
 class WhisperModel:
@@ -59,11 +60,38 @@ class WhisperModel:
         ``language="de"``, ``task="translate"``, ``beam_size=5``, ``word_timestamps=True``,
         ``vad_filter=True``, ``initial_prompt="Glossary: ..."``, ``hotwords="Kubernetes, kubectl"``.
         ``progress(done_seconds, total_seconds)`` is called after each 30 s window.
+        :meth:`transcribe_segments` gives the same segments one window at a time, and can be stopped.
+        """
+        segments, info = self.transcribe_segments(audio, options, sample_rate=sample_rate, progress=progress,
+                                                  **option_overrides)
+        return to_result(tuple(segments), info, self.tokenizer)
+
+    def transcribe_segments(self, audio: AudioInput, options: TranscribeOptions | None = None, *,
+                            sample_rate: int | None = None, progress: ProgressCallback | None = None,
+                            **option_overrides) -> tuple[Iterator[Segment], TranscriptionInfo]:
+        """Lazy transcription: ``(segments, info)``, where ``segments`` is a generator of :class:`Segment`
+        that decodes one 30 s window (one batch with ``batch_size`` > 1) each time it needs more, and
+        ``info`` (:class:`TranscriptionInfo`: language, its probability, duration, duration after VAD,
+        the options) is known at once: the audio is loaded, VAD and language detection run before this
+        returns, nothing else. Same arguments and the same segments as :meth:`transcribe`.
+
+        Stop iterating (``break``) and nothing more is decoded; ``segments.close()`` (or dropping the
+        generator) also frees the audio features and buffers it holds. One generator is used by one
+        thread; several generators may run on one model concurrently.
+
+            segments, info = model.transcribe_segments("talk.flac")
+            print(info.language, info.duration)
+            for s in segments:          # each window's segments as soon as it is decoded
+                print(f"[{s.start:.2f} -> {s.end:.2f}] {s.text}")
+                if cancelled():
+                    break
         """
         opts = transcribe_options(options, option_overrides)
+        if opts.language is not None:
+            language_code(opts.language)  # an unknown name: the error names the closest ones
         self.check_options(opts)  # before the (possibly long) audio decode, so mistakes fail fast
         samples = load_audio(audio, sample_rate, max_duration=opts.max_duration)
-        return transcribe_audio(self.backend, self.tokenizer, samples, opts, progress)
+        return transcribe_segments(self.backend, self.tokenizer, samples, opts, progress)
 
     def check_options(self, opts: TranscribeOptions) -> None:
         """Raise DecodingError for options this model cannot honour (language, task, word timing)."""
@@ -140,7 +168,7 @@ def transcribe_options(options: TranscribeOptions | dict | None, overrides: dict
 
 def load_model(name_or_path: str | os.PathLike = "base", device: str = "auto", *,
                providers: Sequence[str] | None = None, threads: int | None = None,
-               verify: str = "auto", fallback: bool = True) -> WhisperModel:
+               verify: str = "auto", fallback: bool = True, optimized_graphs: bool = True) -> WhisperModel:
     """Load a model folder, or a model pulled into the cache by name ("base", "tiny.en", "base-fp32").
 
     ``device``: "cpu", "cuda" or "auto" (CUDA when onnxruntime offers it). ``providers`` overrides it
@@ -154,6 +182,10 @@ def load_model(name_or_path: str | os.PathLike = "base", device: str = "auto", *
     it with PyTorch (cached per machine): FidelityError when it fails, FidelityWarning when it warns
     (the report is ``model.fidelity``).
     An int8 folder of the legacy scheme warns (SaturationRiskWarning) on CPUs where it can saturate.
+    ``optimized_graphs``: keep onnxruntime's optimized CPU graphs in the cache directory and load those
+    next time (loads take ~0.75x the time; README "Model cache"); False (or the environment
+    variable EDGE_ASR_OPTIMIZED_GRAPHS=0) loads the folder's graphs alone and writes nothing.
+    Nothing is ever written into the model folder: verification state goes to the cache directory too.
     """
     if verify not in ("auto", "full", "size", "fidelity"):
         raise OptionError(f"verify must be 'auto', 'full', 'size' or 'fidelity', not {verify!r}")
@@ -166,7 +198,7 @@ def load_model(name_or_path: str | os.PathLike = "base", device: str = "auto", *
     verify_files(manifest, "auto" if verify == "fidelity" else verify)
     warn_if_saturating(manifest.raw, manifest.folder)
     config = SessionConfig(providers=resolve_providers(device, providers, fallback=fallback), threads=threads,
-                           fallback=fallback)
+                           fallback=fallback, optimized_graphs=bool(optimized_graphs))
     model = WhisperModel(manifest, config)
     if verify == "fidelity":
         report = model.check_fidelity()

@@ -13,7 +13,9 @@ from typing import Callable, Sequence
 
 from .decoding import DecodingOptions
 from .errors import DecodingError
+from .languages import normalize_language
 from .option_field import option
+from .term_boost import DEFAULT_BOOST_WEIGHT, parse_terms
 from .vad import VadOptions
 
 
@@ -24,8 +26,8 @@ ProgressCallback = Callable[[float, float], None]  # (seconds processed, total s
 class TranscribeOptions:
     """Everything that shapes a transcription."""
 
-    language: str | None = option(None, "language code (en, de, ja, ...); None detects it on the first 30 s "
-                                        "(multilingual models)")
+    language: str | None = option(None, "language code (en, de, ja, ...) or name (English, german); None detects "
+                                        "it on the first 30 s (multilingual models)")
     task: str = option("transcribe", "translate = speech in any language to English text (multilingual models)",
                        choices=("transcribe", "translate"))
     temperature: float | Sequence[float] = option(
@@ -50,6 +52,12 @@ class TranscribeOptions:
     initial_prompt: str | None = option(None, "text to prime the first window (vocabulary, style)")
     prefix: str | None = option(None, "forced beginning of the first window's text")
     hotwords: str | None = option(None, "terms to favour, put in every window's prompt (domain vocabulary)")
+    boost_terms: tuple[str, ...] = option(
+        (), "terms to favour by a logit bonus on the tokens that continue them (no prompt, no training): "
+            "TERM or TERM:WEIGHT; repeat the flag for more", flag="--boost", metavar="TERM[:WEIGHT]",
+        file_flag="--boost-file", file_help="read boost terms from a file: one TERM[:WEIGHT] a line, # comments")
+    boost_weight: float = option(DEFAULT_BOOST_WEIGHT, "logit bonus of a boost term without its own :WEIGHT "
+                                                       "(a whole match; a partial one gets less)")
     word_timestamps: bool = option(False, "time every word (cross-attention alignment, DTW)")
     prepend_punctuations: str = option("\"'“¿([{-", "punctuation merged into the next word (word timing)",
                                        cli=False)
@@ -85,6 +93,8 @@ class TranscribeOptions:
                  "none: no limit)", metavar="SECONDS")
 
     def __post_init__(self):
+        if self.language is not None:  # a name ("English", "german") or any case of a code -> the code
+            object.__setattr__(self, "language", normalize_language(self.language))
         if self.max_duration is not None and (isinstance(self.max_duration, bool) or not isinstance(
                 self.max_duration, (int, float)) or not self.max_duration > 0):
             raise DecodingError(f"max_duration must be a positive number of seconds or None, not {self.max_duration}")
@@ -92,6 +102,10 @@ class TranscribeOptions:
             raise DecodingError("temperature must be a number or a non-empty sequence")
         if self.batch_size < 1:
             raise DecodingError(f"batch_size must be at least 1, not {self.batch_size}")
+        # One term given as a string is one term, not its characters; a tuple keeps the options hashable.
+        terms = (self.boost_terms,) if isinstance(self.boost_terms, str) else tuple(self.boost_terms or ())
+        object.__setattr__(self, "boost_terms", terms)
+        parse_terms(terms, self.boost_weight)  # a bad term or weight fails here, not mid-decode
 
     @classmethod
     def names(cls) -> set[str]:
@@ -113,4 +127,4 @@ class TranscribeOptions:
             best_of=self.best_of if t > 0 else None, length_penalty=self.length_penalty,
             suppress_tokens=self.suppress_tokens, suppress_blank=self.suppress_blank,
             without_timestamps=self.without_timestamps, max_initial_timestamp=self.max_initial_timestamp,
-            seed=self.seed, sample_len=sample_len)
+            seed=self.seed, sample_len=sample_len, boost_terms=self.boost_terms, boost_weight=self.boost_weight)

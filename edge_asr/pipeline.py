@@ -1,69 +1,111 @@
-"""Which loop transcribes the audio, and the result it returns.
+"""Which loop transcribes the audio, and the segments and result it returns.
 
-`transcribe_audio` is the one entry point of offline transcription: it applies the VAD filter (times
-mapped back afterwards), picks the mode (batch_size > 1: batched.py's VAD windows; else transcribe.py's
-sequential openai/whisper loop) and turns the loops' segment dicts into a frozen TranscriptionResult.
-Streaming (streaming.py) drives the sequential loop itself, one window per update.
+`transcribe_segments` is the one path of offline transcription: it applies the VAD filter (times mapped
+back afterwards), picks the mode (batch_size > 1: batched.py's VAD windows; else transcribe.py's
+sequential openai/whisper loop), resolves the language up front (`TranscriptionInfo`) and returns a
+generator of frozen `Segment`s that decodes a window (or a batch) per step. `transcribe_audio` drains it
+into a `TranscriptionResult`. Streaming (streaming.py) drives its own buffer decoder.
 """
 
 from __future__ import annotations
 
+from typing import Iterator
+
 import numpy as np
 
-from .batched import BatchedTranscriber
+from .batched import BatchedTranscriber, speech_windows
 from .constants import SAMPLE_RATE
 from .decoding import DecodingResult
 from .inference import OnnxBackend
-from .options import TranscribeOptions
-from .results import Segment, TranscriptionResult, Word
+from .options import ProgressCallback, TranscribeOptions
+from .results import Segment, TranscriptionInfo, TranscriptionResult, Word
 from .tokenizer import Tokenizer
-from .options import ProgressCallback
 from .transcribe import Transcriber
-from .vad import SpeechTimestampsMap, VadOptions, collect_chunks, get_speech_timestamps
+from .vad import SpeechTimestampsMap, VadOptions, collect_chunks, get_speech_timestamps, speech_chunks
 
 
-def to_result(segments: list[dict], tokenizer: Tokenizer, language: str, language_probs, duration: float,
-              time_map: SpeechTimestampsMap | None) -> TranscriptionResult:
+def to_segment(s: dict, index: int, duration: float, time_map: SpeechTimestampsMap | None) -> Segment:
+    """A loop's segment dict as the frozen Segment number ``index``, times mapped back through the VAD
+    filter and clipped to the audio."""
     def t(x: float, is_end: bool = False) -> float:
         if time_map is not None:
             x = time_map.get_original_time(x, is_end=is_end)
         return round(min(max(x, 0.0), duration), 3)
 
-    out: list[Segment] = []
-    for s in segments:
-        r: DecodingResult = s["result"]
-        words = None
-        if "words" in s:
-            words = tuple(Word(start=t(w["start"]), end=t(w["end"], True), word=w["word"],
-                               probability=round(float(w["probability"]), 4)) for w in s["words"])
-        start, end = t(s["start"]), t(s["end"], True)
-        out.append(Segment(id=len(out), start=start, end=max(end, start), text=s["text"], tokens=tuple(s["tokens"]),
-                           avg_logprob=r.avg_logprob, no_speech_prob=r.no_speech_prob, temperature=r.temperature,
-                           compression_ratio=round(r.compression_ratio, 4), words=words))
-    # Decode all text tokens at once rather than joining segment texts with spaces: languages written
-    # without spaces (Japanese, Chinese) must not gain any.
-    text = tokenizer.decode([tk for s in out for tk in s.tokens]).strip()
-    return TranscriptionResult(text=text, language=language, duration=round(duration, 3), segments=tuple(out),
-                               language_probs=language_probs)
+    r: DecodingResult = s["result"]
+    words = None
+    if "words" in s:
+        words = tuple(Word(start=t(w["start"]), end=t(w["end"], True), word=w["word"],
+                           probability=round(float(w["probability"]), 4)) for w in s["words"])
+    start, end = t(s["start"]), t(s["end"], True)
+    return Segment(id=index, start=start, end=max(end, start), text=s["text"], tokens=tuple(s["tokens"]),
+                   avg_logprob=r.avg_logprob, no_speech_prob=r.no_speech_prob, temperature=r.temperature,
+                   compression_ratio=round(r.compression_ratio, 4), words=words)
 
 
-def transcribe_audio(backend: OnnxBackend, tokenizer: Tokenizer, audio: np.ndarray,
-                     options: TranscribeOptions, progress: ProgressCallback | None = None) -> TranscriptionResult:
-    """Transcribe 16 kHz mono float32 ``audio`` of any length."""
+def _segments(windows: Iterator[list[dict]], duration: float, time_map: SpeechTimestampsMap | None
+              ) -> Iterator[Segment]:
+    """Each window's segments as soon as the loop yields them. Closing this generator (or dropping it)
+    closes the loop's, which then holds no audio features or cross K/V any more."""
+    index = 0
+    try:
+        for window in windows:
+            for s in window:
+                yield to_segment(s, index, duration, time_map)
+                index += 1
+    finally:
+        close = getattr(windows, "close", None)
+        if close is not None:
+            close()
+
+
+def _no_speech(duration: float, progress: ProgressCallback | None) -> Iterator[Segment]:
+    if progress is not None:
+        progress(duration, duration)
+    yield from ()
+
+
+def transcribe_segments(backend: OnnxBackend, tokenizer: Tokenizer, audio: np.ndarray, options: TranscribeOptions,
+                        progress: ProgressCallback | None = None) -> tuple[Iterator[Segment], TranscriptionInfo]:
+    """Segments of 16 kHz mono float32 ``audio`` of any length, lazily, and what is known before decoding.
+
+    VAD and language detection run now; each window (sequential) or batch (batched mode) is decoded when
+    the generator is advanced, and its segments are yielded in time order."""
     duration = len(audio) / SAMPLE_RATE
+
+    def info(language: str, language_probs, after_vad: float) -> TranscriptionInfo:
+        return TranscriptionInfo(language=language, duration=round(duration, 3),
+                                 duration_after_vad=round(after_vad, 3), options=options,
+                                 language_probs=language_probs)
+
     if options.batch_size > 1:
-        segments, language, language_probs = BatchedTranscriber(backend, tokenizer, options).run(
-            audio, options.batch_size, progress)
-        return to_result(segments, tokenizer, language, language_probs, duration, None)
+        transcriber = BatchedTranscriber(backend, tokenizer, options)
+        chunks = speech_chunks(audio, options.vad_options)
+        after_vad = sum(end - start for start, end in speech_windows(chunks)) / SAMPLE_RATE
+        language, language_probs, windows = transcriber.start(audio, options.batch_size, progress, chunks)
+        return _segments(windows, duration, None), info(language, language_probs, after_vad)
     time_map = None
     if options.vad_filter:
         chunks = get_speech_timestamps(audio, options.vad_options or VadOptions())
         if not chunks:  # no speech at all: nothing to decode, nothing to hallucinate
             language = options.language or "en"  # nothing was heard to detect a language from
-            if progress is not None:
-                progress(duration, duration)
-            return TranscriptionResult(text="", language=language, duration=round(duration, 3), segments=())
+            return _no_speech(duration, progress), info(language, None, 0.0)
         audio = collect_chunks(audio, chunks)
         time_map = SpeechTimestampsMap(chunks, SAMPLE_RATE)
-    segments, language, language_probs = Transcriber(backend, tokenizer, options).run(audio, progress)
-    return to_result(segments, tokenizer, language, language_probs, duration, time_map)
+    language, language_probs, windows = Transcriber(backend, tokenizer, options).start(audio, progress)
+    return _segments(windows, duration, time_map), info(language, language_probs, len(audio) / SAMPLE_RATE)
+
+
+def to_result(segments: tuple[Segment, ...], info: TranscriptionInfo, tokenizer: Tokenizer) -> TranscriptionResult:
+    # Decode all text tokens at once rather than joining segment texts with spaces: languages written
+    # without spaces (Japanese, Chinese) must not gain any.
+    text = tokenizer.decode([tk for s in segments for tk in s.tokens]).strip()
+    return TranscriptionResult(text=text, language=info.language, duration=info.duration, segments=segments,
+                               language_probs=info.language_probs)
+
+
+def transcribe_audio(backend: OnnxBackend, tokenizer: Tokenizer, audio: np.ndarray,
+                     options: TranscribeOptions, progress: ProgressCallback | None = None) -> TranscriptionResult:
+    """Transcribe 16 kHz mono float32 ``audio`` of any length: :func:`transcribe_segments`, drained."""
+    segments, info = transcribe_segments(backend, tokenizer, audio, options, progress)
+    return to_result(tuple(segments), info, tokenizer)

@@ -52,23 +52,35 @@ _PROVIDER_LIBRARIES = {
 def missing_library(provider: str) -> str | None:
     """The first shared library ``provider`` needs that cannot be loaded here, named with the package
     that brings it, or None when all load (or the provider needs none we know of)."""
+    for lib, what, error in library_status(provider):
+        if error is not None:
+            return f"{lib}, from {what}"
+    return None
+
+
+def library_status(provider: str) -> list[tuple[str, str, str | None]]:
+    """(library, what brings it, None or why it does not load) for each shared library ``provider``
+    loads at session creation, in load order (`edge-asr doctor` lists them all). Empty off Linux,
+    where the names differ."""
     import ctypes
     import sys
 
     if not sys.platform.startswith("linux"):
-        return None
+        return []
     if provider in ("CUDAExecutionProvider", "TensorrtExecutionProvider") and hasattr(ort, "preload_dlls"):
         try:  # onnxruntime >= 1.21 finds the nvidia-* pip packages' libraries this way
             ort.preload_dlls()
         except Exception:
             pass
+    status = []
     for lib, what in _PROVIDER_LIBRARIES.get(provider, []) + (
             _PROVIDER_LIBRARIES["CUDAExecutionProvider"] if provider == "TensorrtExecutionProvider" else []):
         try:
             ctypes.CDLL(lib)
-        except OSError:
-            return f"{lib}, from {what}"
-    return None
+            status.append((lib, what, None))
+        except OSError as e:
+            status.append((lib, what, str(e)))
+    return status
 
 
 def _unavailable_message(missing: Sequence[str], available: Sequence[str]) -> str:

@@ -82,6 +82,20 @@ def cpu_flags() -> frozenset[str] | None:
     return None
 
 
+# The int8 kernel classes onnxruntime picks between, best first (flag → name used in result files).
+KERNEL_CLASSES = (("amx_int8", "amx"), ("avx512_vnni", "avx512vnni"), ("avx_vnni", "avxvnni"),
+                  ("avx512f", "avx512"), ("avx2", "avx2"), ("asimd", "neon"))
+
+
+def kernel_class(flags=None) -> str:
+    """This CPU's int8 kernel class (amx, avx512vnni, avxvnni, avx512, avx2, neon; else the architecture):
+    int8 speed and even text differ between classes, so every result file is named by it."""
+    import platform
+
+    flags = cpu_flags() if flags is None else flags
+    return next((name for flag, name in KERNEL_CLASSES if flag in (flags or ())), platform.machine().lower() or "unknown")
+
+
 # Any of these gives onnxruntime a u8 x s8 kernel that accumulates straight into 32 bits.
 VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
 

@@ -1,7 +1,10 @@
 """Model names and where their folders live: ``load_model("base")`` looks in the user cache.
 
-The cache is ``$EDGE_ASR_CACHE`` if set, else ``$XDG_CACHE_HOME/edge-asr`` (``~/.cache/edge-asr``).
-Folders are named ``<name>-<quantization>``: ``tiny.en-int8``, ``base-fp32``. ``edge-asr pull`` fills it.
+The cache is ``$EDGE_ASR_CACHE`` if set, else the platform's user cache folder (platformdirs):
+``~/.cache/edge-asr`` on Linux (``$XDG_CACHE_HOME/edge-asr`` when set: the path edge-asr always used there),
+``~/Library/Caches/edge-asr`` on macOS, ``%LOCALAPPDATA%\edge-asr\Cache`` on Windows. Model folders live in
+its ``models/`` and are named ``<name>-<quantization>``: ``tiny.en-int8``, ``base-fp32``. ``edge-asr pull``
+fills it; what else the cache holds is edge_asr.model_cache's concern.
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ def cache_dir() -> Path:
     env = os.environ.get("EDGE_ASR_CACHE")
     if env:
         return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "edge-asr"
+    from platformdirs import user_cache_dir
+
+    # appauthor=False: no vendor level on Windows (%LOCALAPPDATA%\edge-asr\Cache).
+    return Path(user_cache_dir("edge-asr", appauthor=False))
 
 
 def model_folder(name: str, quantization: str = DEFAULT_QUANTIZATION) -> Path:

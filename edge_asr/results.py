@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .options import TranscribeOptions
 
 
 @dataclass(frozen=True)
@@ -50,3 +54,21 @@ class TranscriptionResult:
         if not language_probs:
             del d["language_probs"]
         return d
+
+
+@dataclass(frozen=True)
+class TranscriptionInfo:
+    """What is known before the first segment is decoded (``WhisperModel.transcribe_segments``): the
+    language (given, or detected on the first 30 s of speech), the audio's length and how much of it is
+    decoded after the VAD filter, and the options in effect."""
+
+    language: str
+    duration: float  # seconds of audio
+    duration_after_vad: float  # seconds that are decoded (== duration without vad_filter / batched mode)
+    options: "TranscribeOptions" = field(repr=False)
+    language_probs: dict[str, float] | None = field(default=None, repr=False)  # when detected
+
+    @property
+    def language_probability(self) -> float | None:
+        """Probability of the detected language; None when it was given (or the model is English-only)."""
+        return None if self.language_probs is None else self.language_probs.get(self.language)

@@ -27,7 +27,9 @@ caller's thread. Keep callbacks short: they hold up decoding. An error while dec
 "error" event is emitted, later ``feed`` calls raise :class:`StreamError`, and ``finish()`` raises it, with
 the text committed before it kept in ``committed_text``. Events also go to a bounded queue read by
 ``events()``: when nobody reads it, the oldest events are discarded (``events_discarded`` counts them),
-so a callback-only app does not grow memory.
+so a callback-only app does not grow memory. At interpreter exit, streams whose worker still runs are
+closed (as ``close()``: the running update ends, the text already shown is committed and reaches the
+callbacks) instead of the daemon worker being killed in the middle of a graph call.
 
 Modules: stream_input.py (queue, conversion, resampling, backlog), buffer_decoder.py (one update's decode),
 commit_policy.py (which words are final), this one (the driver: buffer, VAD, steps, events, stats).
@@ -35,9 +37,11 @@ commit_policy.py (which words are final), this one (the driver: buffer, VAD, ste
 
 from __future__ import annotations
 
+import atexit
 import queue
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field, fields, replace
 from typing import Callable, Iterator, Sequence
 
@@ -58,7 +62,22 @@ EVENT_KINDS = ("tentative", "committed", "end_of_utterance", "dropped", "lag", "
 STREAMED_TRANSCRIBE_FIELDS = frozenset({
     "language", "task", "beam_size", "patience", "length_penalty", "compression_ratio_threshold",
     "logprob_threshold", "no_speech_threshold", "initial_prompt", "hotwords", "encoder_tail_s",
-    "max_initial_timestamp", "seed"})
+    "max_initial_timestamp", "seed", "boost_terms", "boost_weight"})
+
+
+# Streams with a running worker, closed at interpreter exit (weak: a dropped stream is not kept alive).
+_RUNNING: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _close_running_streams() -> None:
+    # atexit runs after non-daemon threads are joined but while daemon workers still run: stopping them
+    # here keeps the text on screen and avoids a worker killed inside onnxruntime at teardown.
+    for stream in list(_RUNNING):
+        try:
+            stream.close()
+        except Exception:  # exit must go on; the stream's error is already in its events
+            pass
 
 
 @dataclass(frozen=True)
@@ -229,6 +248,7 @@ class StreamingTranscriber:
         if background:
             self._worker = threading.Thread(target=self._run_worker, name="edge-asr-stream", daemon=True)
             self._worker.start()
+            _RUNNING.add(self)
 
     # ---- input -------------------------------------------------------------------------------
     def feed(self, chunk, sample_rate: int = SAMPLE_RATE) -> None:

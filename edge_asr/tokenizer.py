@@ -163,5 +163,9 @@ class Tokenizer:
         """The token's string in the vocabulary (e.g. "<|endoftext|>"), None when the id is unknown."""
         return self._tok.id_to_token(int(token))
 
+    def token_id(self, piece: str) -> int | None:
+        """The id of the vocabulary entry spelled ``piece`` (byte-level form, e.g. "Ġthe"), None if absent."""
+        return self._tok.token_to_id(piece)
+
     def language_codes(self) -> list[str]:
         return list(self.special.languages) if self.multilingual else ["en"]

@@ -10,10 +10,12 @@ only the speech Silero VAD finds is transcribed (faster-whisper's approach), and
 
 from __future__ import annotations
 
+from typing import Iterator
+
 import numpy as np
 
 from .constants import FRAMES_PER_SECOND, HOP_LENGTH, N_FRAMES, N_SAMPLES, SAMPLE_RATE
-from .features import log_mel_spectrogram, pad_or_trim
+from .features import log_mel_spectrogram, mel_window, pad_or_trim
 from .inference import OnnxBackend
 from .options import ProgressCallback, TranscribeOptions
 from .tokenizer import Tokenizer
@@ -67,7 +69,7 @@ class Transcriber:
     def _window_mel(self, mel: np.ndarray, seek: int, segment_size: int) -> np.ndarray:
         tail = self.options.encoder_tail_s
         if tail is None:
-            return pad_or_trim(mel[:, seek:seek + segment_size])
+            return mel_window(mel, seek, segment_size, self.backend.manifest.mel_padding)
         # Whole seconds (100 mel frames; even, as the encoder's stride-2 conv needs), padded with the
         # log-mel of real silence that follows the audio in ``mel`` (not zeros, which read as sound).
         return mel[:, seek:seek + reduced_window_frames(segment_size, tail)]
@@ -77,25 +79,39 @@ class Transcriber:
         """Segments (dicts), language, language probabilities. ``max_windows`` stops after that many
         decoded windows (streaming decodes its < 30 s buffer once per update, never a tail window);
         ``sample_len`` caps the tokens decoded per window."""
+        language, language_probs, windows = self.start(audio, progress, max_windows, sample_len)
+        return [s for window in windows for s in window], language, language_probs
+
+    def start(self, audio: np.ndarray, progress: ProgressCallback | None = None,
+              max_windows: int | None = None, sample_len: int | None = None
+              ) -> tuple[str, dict | None, Iterator[list[dict]]]:
+        """Language and language probabilities now (the log-mel and language detection run here), and a
+        generator that decodes one window per step and yields its segments (dicts; [] for a skipped
+        window). Nothing is decoded until it is iterated; closing it stops after the current window."""
         opt, backend = self.options, self.backend
-        windows = 0
         silence_peak = None if opt.silence_peak_db is None else 10 ** (opt.silence_peak_db / 20)
         mel = log_mel_spectrogram(audio, backend.manifest.dims.n_mels, padding=N_SAMPLES)
-        content_frames = mel.shape[-1] - N_FRAMES
-        content_duration = content_frames * HOP_LENGTH / SAMPLE_RATE
-        steps = self.steps
         # The first window's mel only when the language must be detected (streaming calls this per update).
         detect = opt.language is None and self.tokenizer.multilingual
         if detect and silence_peak is not None and (audio.size == 0 or np.abs(audio).max() < silence_peak):
             detect = False  # every window is digital silence: nothing to detect a language from ("en")
-        language, language_probs = steps.language(pad_or_trim(mel[:, :N_FRAMES]) if detect else None)
+        language, language_probs = self.steps.language(pad_or_trim(mel[:, :N_FRAMES]) if detect else None)
+        return language, language_probs, self._windows(audio, mel, language, silence_peak, progress, max_windows,
+                                                       sample_len)
+
+    def _windows(self, audio: np.ndarray, mel: np.ndarray, language: str, silence_peak: float | None,
+                 progress: ProgressCallback | None, max_windows: int | None, sample_len: int | None
+                 ) -> Iterator[list[dict]]:
+        opt, backend, steps = self.options, self.backend, self.steps
+        windows = 0
+        content_frames = mel.shape[-1] - N_FRAMES
+        content_duration = content_frames * HOP_LENGTH / SAMPLE_RATE
         hotword_tokens = steps.hotword_tokens()
         history: list[int] = steps.text_tokens(opt.initial_prompt)
         prompt_reset_since = 0
         last_speech_timestamp = 0.0
         threshold = opt.hallucination_silence_threshold
         want_words = opt.word_timestamps or threshold is not None
-        all_segments: list[dict] = []
         vad_chunks: list[dict] | None = None  # Silero VAD over the audio, computed once when needed
         seek = 0
         while seek < content_frames and (max_windows is None or windows < max_windows):
@@ -109,6 +125,7 @@ class Transcriber:
                 seek += segment_size  # digital silence: nothing to hear, nothing to decode
                 if progress is not None:
                     progress(min(seek, content_frames) / FRAMES_PER_SECOND, content_duration)
+                yield []
                 continue
             state = None  # release the previous window's cross K/V before the encoder allocates new ones
             state = backend.encode(self._window_mel(mel, seek, segment_size)[None])
@@ -128,6 +145,8 @@ class Transcriber:
                 progress(min(seek + segment_size, content_frames) / FRAMES_PER_SECOND, content_duration)
             if steps.is_silence(result) or (steps.is_noise_hallucination(result) and no_speech_heard()):
                 seek += segment_size  # silence
+                state = None  # a suspended generator must not hold the window's cross K/V
+                yield []
                 continue
             previous_seek = seek
             current, advance, single_ending = steps.split_segments(result, time_offset, segment_size)
@@ -161,6 +180,8 @@ class Transcriber:
                         gap = first_segment["start"] - time_offset
                         if gap > threshold:  # leading silence then a likely hallucination: skip the silence
                             seek = previous_seek + round(gap * FRAMES_PER_SECOND)
+                            state = None  # a suspended generator must not hold the window's cross K/V
+                            yield []
                             continue
                     hal_last_end = last_speech_timestamp
                     for si, segment in enumerate(current):
@@ -186,8 +207,8 @@ class Transcriber:
             # Never move backwards or stall: a guard against pathological timestamp sequences.
             seek = max(seek, previous_seek + 1)
             current = kept(current)
-            all_segments.extend(current)
             history.extend(t for s in current for t in s["tokens"])
             if not opt.condition_on_previous_text or result.temperature > opt.prompt_reset_on_temperature:
                 prompt_reset_since = len(history)
-        return all_segments, language, language_probs
+            state = None  # a suspended generator must not hold the window's cross K/V
+            yield current

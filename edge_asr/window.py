@@ -55,7 +55,8 @@ class WindowSteps:
         ([n_mels, frames] of the first window; None when nothing was heard: "en"). Validates the
         language/task combination for this model."""
         opt, tok = self.options, self.tokenizer
-        language, probs = opt.language, None
+        # A fine-tune's generation_config language (manifest) is the default: it was trained to it.
+        language, probs = opt.language or self.backend.manifest.language, None
         if language is None and not tok.multilingual:
             language = "en"
         if language is None:

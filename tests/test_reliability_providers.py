@@ -33,6 +33,21 @@ def test_cuda_unavailable_falls_back_or_raises_when_strict(runtime_model_dir):
         assert edge_asr.load_model(runtime_model_dir, device="auto", fallback=False).device == "cpu"
 
 
+@no_cuda
+def test_cli_require_device_refuses_the_cpu_fallback(runtime_model_dir, capsys):
+    from edge_asr.cli import main
+
+    args = ["transcribe", "edge_asr/assets/sample.flac", "--model", str(runtime_model_dir), "--device", "cuda",
+            "--language", "en", "--temperature", "0"]
+    assert main(args + ["--require-device"]) == 2
+    err = capsys.readouterr().err
+    assert "CUDAExecutionProvider" in err and "onnxruntime-gpu" in err and "Traceback" not in err
+    assert main(args) == 0  # without the flag: the documented fallback, said on stderr, and text
+    captured = capsys.readouterr()
+    assert "falling back to CPU" in captured.err and captured.out.strip()
+    assert main(["verify", str(runtime_model_dir), "--device", "cuda", "--require-device"]) == 2
+
+
 @pytest.mark.parametrize("provider, package", [("OpenVINOExecutionProvider", "onnxruntime-openvino"),
                                                ("DmlExecutionProvider", "onnxruntime-directml"),
                                                ("TensorrtExecutionProvider", "TensorRT")])

@@ -77,3 +77,101 @@ def test_one_base_model_four_threads_four_languages(real_model, shared_manifest)
         calls.append((edge_asr.audio.load_audio(path), {"language": language, "word_timestamps": True}))
     mismatches, total = run_threads(model, calls, rounds=2)
     assert total == 8 and mismatches == 0
+
+
+def test_a_stream_and_an_offline_call_on_one_model_at_once(real_model, sample_audio):
+    """A live stream (inline decoding on its own thread) and an offline transcription with other options
+    share one model: each gives what it gives alone (text, and every committed word's times)."""
+    from edge_asr import StreamingOptions, StreamingTranscriber
+
+    model = real_model("tiny.en")
+    audio = sample_audio[:16000 * 7]
+    stream_options = StreamingOptions.from_fields(language="en", step_s=1.0)
+    offline_options = {"language": "en", "word_timestamps": True, "beam_size": 2}
+
+    def stream_text() -> tuple[str, list]:
+        words: list = []
+        st = StreamingTranscriber(model, stream_options,
+                                  on_event=lambda ev: words.extend(ev.words) if ev.kind == "committed" else None)
+        for i in range(0, audio.size, 8000):
+            st.feed(audio[i:i + 8000])
+        return st.finish(), words
+
+    stream_alone = stream_text()
+    offline_alone = signature(model.transcribe(audio, **offline_options))
+    assert stream_alone[0] and offline_alone[0]  # both produce text, so a race would show
+    for _ in range(2):
+        got: dict = {}
+        errors: list = []
+        barrier = threading.Barrier(2)
+
+        def run(name, fn):
+            try:
+                barrier.wait()
+                got[name] = fn()
+            except BaseException as e:
+                errors.append(e)
+
+        threads = [threading.Thread(target=run, args=("stream", stream_text)),
+                   threading.Thread(target=run, args=("offline", lambda: signature(
+                       model.transcribe(audio, **offline_options))))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+        assert not errors, errors
+        assert got == {"stream": stream_alone, "offline": offline_alone}
+
+
+EXIT_SCRIPT = r"""
+import sys, time
+import numpy as np
+import edge_asr
+from edge_asr import StreamingOptions, StreamingTranscriber
+from edge_asr.buffer_decoder import BufferHypothesis
+from edge_asr.commit_policy import TimedWord
+
+model = edge_asr.load_model(sys.argv[1], device="cpu")
+shown = []
+
+def slow_decode(audio, offset, options, **kwargs):  # each update: 0.3 s and one word late in the buffer
+    time.sleep(0.3)
+    end = offset + audio.size / 16000
+    return BufferHypothesis((TimedWord(" kept", end - 0.1, end, (1,)),), "en")
+
+def on_event(ev):
+    if ev.kind in ("tentative", "committed"):
+        print(ev.kind.upper(), ev.text.strip(), flush=True)
+        shown.append(ev.kind)
+
+st = StreamingTranscriber(model, StreamingOptions.from_fields(language="en", vad=False, step_s=0.5),
+                          on_event=on_event, background=True)
+st._decoder.decode = slow_decode
+st.feed(np.zeros(16000 * 60, np.float32))  # a minute of backlog: the worker is busy at exit
+while "tentative" not in shown:
+    time.sleep(0.01)
+print("EXIT", flush=True)
+"""  # the script ends here without finish() or close()
+
+
+def test_interpreter_exit_while_a_stream_worker_runs(runtime_model_dir, tmp_path):
+    import subprocess
+    import sys
+    import time as _time
+
+    script = tmp_path / "exit_during_stream.py"
+    script.write_text(EXIT_SCRIPT)
+    start = _time.perf_counter()
+    proc = subprocess.run([sys.executable, str(script), str(runtime_model_dir)], capture_output=True,
+                          text=True, timeout=120)
+    elapsed = _time.perf_counter() - start
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert "EXIT" in lines
+    after = lines[lines.index("EXIT") + 1:]
+    # the word on screen at exit was committed (and reached the callback) during interpreter exit
+    assert "COMMITTED kept" in after, proc.stdout[-2000:]
+    # the worker stopped after its running update: the minute of backlog was not decoded (each update
+    # takes 0.3 s, so draining it would take ~36 s)
+    assert sum(line.startswith("TENTATIVE") for line in after) <= 2
+    assert elapsed < 60

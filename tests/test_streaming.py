@@ -77,7 +77,9 @@ def test_streamed_text_is_close_to_offline_and_never_rewritten(real_model, sampl
 @pytest.mark.slow
 def test_chunk_size_does_not_change_the_result(real_model, sample_audio):
     model = real_model("tiny.en")
-    results = [stream(model, sample_audio[:16000 * 6], chunk=c)[1] for c in (160, 7777)]
+    # decodes fall on step boundaries of received audio, whatever the chunks: a 0.6 s step shows it at half
+    # the cost of the default
+    results = [stream(model, sample_audio[:16000 * 6], chunk=c, step_s=0.6)[1] for c in (160, 7777)]
     assert results[0] == results[1] and results[0]
 
 

@@ -57,6 +57,8 @@ class ServerConfig:
     max_models: int = option(2, "models kept loaded at once; the least recently used idle one is unloaded "
                                 "to make room", metavar="N", group="models")
     device: str = option("auto", "execution device", choices=("auto", "cpu", "cuda"), group="models")
+    require_device: bool = option(False, "refuse to start (naming the missing package or library) instead of "
+                                  "serving on the CPU when --device cuda is unavailable", group="models")
     threads: int | None = option(None, "onnxruntime threads per model; none: physical cores",
                                  metavar="N", group="models")
     warmup: bool = option(True, "decode the bundled sample once after loading a model, so the first request "

@@ -26,7 +26,7 @@ class RequestField:
 
     name: str
     target: str
-    kind: str  # bool | int | float | floats | str
+    kind: str  # bool | int | float | floats | str | strs
     optional: bool
     default: Any
     help: str
@@ -34,7 +34,7 @@ class RequestField:
 
     def parse(self, values: list[str]) -> Any:
         """The field's value from its text value(s); OptionError naming the field when it does not fit."""
-        if len(values) > 1 and self.kind != "floats":
+        if len(values) > 1 and self.kind not in ("floats", "strs"):
             raise OptionError(f"field {self.name!r} was given {len(values)} times; give it once")
         text = values[0].strip() if len(values) == 1 else ""
         if self.optional and self.kind != "str" and len(values) == 1 and text.lower() in NONE_WORDS:
@@ -64,13 +64,16 @@ class RequestField:
             if not numbers:
                 raise ValueError(text)
             return numbers[0] if len(numbers) == 1 else tuple(numbers)
+        if self.kind == "strs":  # "a,b", one per line, or the field repeated
+            return tuple(t.strip() for v in values for t in v.replace("\n", ",").split(",") if t.strip())
         if self.optional and not text:
             return None
         return values[0]
 
     def _expects(self) -> str:
         kind = {"bool": "true or false", "int": "an integer", "float": "a number",
-                "floats": "a number or comma-separated numbers", "str": "text"}[self.kind]
+                "floats": "a number or comma-separated numbers", "str": "text",
+                "strs": "comma-separated texts"}[self.kind]
         return kind + (" or none" if self.optional and self.kind != "str" else "")
 
     def describe(self) -> dict:

@@ -43,7 +43,8 @@ class ModelPool:
         from ..model import load_model
 
         self.config = config
-        self._load = loader or (lambda folder: load_model(folder, device=config.device, threads=config.threads))
+        self._load = loader or (lambda folder: load_model(folder, device=config.device, threads=config.threads,
+                                                             fallback=not config.require_device))
         self.root = (Path(config.cache_dir).expanduser() if config.cache_dir else cache_dir()) / "models"
         # Models named at start-up (names or folders): id -> folder
         self._configured: dict[str, Path] = {}

@@ -1,0 +1,1 @@
+"""Fine-tune Whisper on your own terms and ship it with edge-asr (README: "Your own vocabulary")."""

@@ -1,0 +1,163 @@
+"""Domain terms end to end: term list -> synthesized speech -> fine-tune -> edge-asr export -> before/after.
+
+    python -m examples.domain_terms --terms terms.txt --model tiny.en --out work/
+
+Steps (each also runnable alone: ``python -m examples.domain_terms.synth|train``, ``edge-asr export``):
+  1. synth: espeak-ng speech for the terms (several voices, rates, noise) + ordinary sentences;
+  2. train: Seq2SeqTrainer on the stock transformers checkpoint (encoder frozen; ``--lora`` for a PEFT
+     adapter), checkpoint-N folders under OUT/train/;
+  3. export: ``edge_asr_export.export_model`` to int8 (validated on the held-out term sentences with the
+     term list: PyTorch / fp32 / int8 side by side, drift-gated) and fp32;
+  4. evaluate: stock vs fine-tuned, PyTorch and edge-asr, term recall and WER on the term sentences and on
+     ordinary English (../shared/audio when present). Table printed, OUT/results.{json,md} written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from edge_asr.quantization import kernel_class
+
+from . import evaluate, synth
+from .train import TrainOptions, train
+
+
+def _lscpu_flags() -> list[str]:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return next((line.split(":", 1)[1].split() for line in out.splitlines() if line.startswith("Flags:")), [])
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--terms", required=True, help="term list, one term per line")
+    p.add_argument("--sentences", default=None, help="optional carrier sentences holding the terms, one per line")
+    p.add_argument("--model", default="tiny.en", choices=["tiny.en", "base"], help="stock model to fine-tune")
+    p.add_argument("--out", required=True, help="work folder (data, checkpoints, model folders, results)")
+    p.add_argument("--steps", type=int, default=TrainOptions.max_steps, help="training steps (default 75)")
+    p.add_argument("--batch-size", type=int, default=TrainOptions.batch_size)
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-5, LoRA 1e-3)")
+    p.add_argument("--per-term", type=int, default=10, help="training sentences per term (default 10)")
+    p.add_argument("--lora", action="store_true", help="train a LoRA adapter (merged at export)")
+    p.add_argument("--train-encoder", action="store_true", help="train the encoder too (default: frozen)")
+    p.add_argument("--force", action="store_true", help="keep the int8 export even if it drifts beyond the bounds")
+    p.add_argument("--reuse", action="store_true", help="reuse OUT's synthesized data and trained model if present")
+    p.add_argument("--results", default=None, help="also write the results as RESULTS.json and RESULTS.md")
+    a = p.parse_args(argv)
+
+    from edge_asr_export.drift import ExportDriftError
+    from edge_asr_export.exporter import export_model
+    from edge_asr_export.reference import bundled_clips
+    from edge_asr_export.sources import pull, stock_checkpoint
+    from edge_asr_export.terms import load_terms
+    from edge_asr_export.validate import Clip, side_by_side_table
+
+    out = Path(a.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    terms = load_terms(a.terms)
+    log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    timings = {}
+    t_all = time.time()
+
+    t0 = time.time()
+    sentences = Path(a.sentences).read_text(encoding="utf-8").splitlines() if a.sentences else None
+    train_jsonl, test_jsonl = out / "data" / "train.jsonl", out / "data" / "test.jsonl"
+    if not (a.reuse and train_jsonl.is_file() and test_jsonl.is_file()):
+        train_jsonl, test_jsonl = synth.build(terms, out / "data", per_term_train=a.per_term, sentences=sentences)
+    timings["synth"] = round(time.time() - t0, 1)
+    log(f"[1/4] synthesized {sum(1 for _ in open(train_jsonl))} training and {sum(1 for _ in open(test_jsonl))} "
+        f"test clips in {timings['synth']} s")
+
+    base = stock_checkpoint(a.model, log=log)
+    stock_int8 = pull(a.model, "int8", log=log)
+    t0 = time.time()
+    opts = TrainOptions(max_steps=a.steps, batch_size=a.batch_size, learning_rate=a.lr, lora=a.lora,
+                        freeze_encoder=not a.train_encoder, save_steps=max(1, a.steps // 3))
+    saved = out / "train_result.json"
+    if a.reuse and saved.is_file():
+        trained = json.loads(saved.read_text())
+    else:
+        trained = train(base, train_jsonl, out, opts, log=log)
+        saved.write_text(json.dumps(trained, indent=2))
+    timings["train"] = round(time.time() - t0, 1)
+    log(f"[2/4] fine-tuned in {timings['train']} s: {trained['model']} (checkpoints {trained['checkpoints']})")
+
+    t0 = time.time()
+    test = evaluate.load_set(test_jsonl)
+    clips = bundled_clips() + [Clip(c["id"], c["audio"], c["text"]) for c in test]
+    export_status = "within drift bounds"
+    try:
+        _, report = export_model(trained["model"], out / "int8", "int8", clips=clips, terms=terms, force=True,
+                                 accept_drift=a.force, log=log)
+        if report.get("drift", {}).get("accepted"):
+            export_status = "beyond drift bounds, kept (--force): " + "; ".join(report["drift"]["violations"])
+    except ExportDriftError as e:
+        log(f"int8 export refused: {e}")
+        report = json.loads((out / "int8.failed" / "validation.json").read_text())
+        export_status = "refused: " + "; ".join(report["drift"]["violations"])
+    export_model(trained["model"], out / "fp32", "fp32", force=True, log=log)
+    timings["export"] = round(time.time() - t0, 1)
+    log(f"[3/4] exported in {timings['export']} s; int8 {export_status}")
+    log("export validation (greedy, first 30 s, PyTorch vs fp32 vs int8 on the term sentences):\n"
+        + side_by_side_table(report))
+
+    t0 = time.time()
+    english = evaluate.english_set()
+    if not english:
+        log("../shared/audio is absent: ordinary-English WER is not measured")
+    int8_folder = out / "int8" if (out / "int8" / "manifest.json").is_file() else out / "int8.failed"
+    systems = {
+        f"stock {a.model} PyTorch": ("pytorch", str(base)),
+        f"stock {a.model} edge-asr int8": ("edge", str(stock_int8)),
+        "fine-tuned PyTorch": ("pytorch", trained["model"]),
+        "fine-tuned edge-asr fp32": ("edge", str(out / "fp32")),
+        "fine-tuned edge-asr int8": ("edge", str(int8_folder)),
+    }
+    if a.lora:  # PyTorch scoring reads a plain checkpoint: the adapter merged (as the export does)
+        from edge_asr_export.lora import load_merged
+
+        merged, _ = load_merged(trained["model"])
+        merged.save_pretrained(out / "merged")
+        systems["fine-tuned PyTorch"] = ("pytorch", str(out / "merged"))
+    results = evaluate.evaluate(systems, test, english, terms, log=log)
+    timings["evaluate"] = round(time.time() - t0, 1)
+    timings["total"] = round(time.time() - t_all, 1)
+    flags = _lscpu_flags()
+    doc = {
+        "model": a.model, "terms": terms, "train": {k: v for k, v in trained.items()},
+        "options": vars(a), "export": {"status": export_status, "validation": {
+            k: report.get(k) for k in ("side_by_side", "mean_kl", "top1_agreement", "wer_onnx_vs_pytorch", "drift")}},
+        "results": results, "timings_s": timings,
+        "machine": {"cpu": _cpu_model(), "cpu_class": kernel_class(flags), "cores": __import__("os").cpu_count(),
+                    "lscpu_flags": flags},
+    }
+    md = (f"# Domain terms: {a.model}, {len(terms)} terms\n\n" + evaluate.table(results)
+          + f"\n\nint8 export: {export_status}.\n\nTimings (s): {timings}. CPU: {doc['machine']['cpu']} "
+          f"({doc['machine']['cpu_class']}, {doc['machine']['cores']} cores).\n")
+    for target in [out / "results"] + ([Path(a.results)] if a.results else []):
+        Path(f"{target}.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False), encoding="utf-8")
+        Path(f"{target}.md").write_text(md, encoding="utf-8")
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

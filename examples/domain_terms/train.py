@@ -1,0 +1,164 @@
+"""Step 2: fine-tune Whisper on the synthesized clips with transformers' Seq2SeqTrainer.
+
+Needs ``pip install 'edge-asr[finetune]'`` (transformers' Trainer needs accelerate; LoRA needs peft).
+Runs on a laptop CPU (tiny.en: minutes) and uses a GPU when there is one. Writes the Trainer's
+``checkpoint-N`` folders under OUT/train/ and the final model (or LoRA adapter) with its tokenizer,
+feature extractor and generation_config to OUT/model/ (or OUT/adapter/): both export with
+``edge-asr export``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    max_steps: int = 75
+    batch_size: int = 8
+    learning_rate: float | None = None  # None: 1e-5 full fine-tune, 1e-3 LoRA
+    warmup_steps: int = 8
+    save_steps: int = 25
+    freeze_encoder: bool = True
+    lora: bool = False
+    lora_rank: int = 16
+    seed: int = 0
+
+
+def _dataset(jsonl: Path, processor_dir: str, encoder=None):
+    """Rows of {input_features [n_mels, 3000], labels [ids]}: features computed once (the feature
+    extractor pads the audio to 30 s, which is what the exported folder's "audio" padding reproduces).
+    With a frozen ``encoder`` the rows hold its output instead ({"encoder_outputs"}): computed once, not
+    at every step of every epoch (on a CPU most of a step's time otherwise)."""
+    import torch
+    from transformers import AutoTokenizer, WhisperFeatureExtractor
+
+    from edge_asr.audio import load_audio
+
+    fe = WhisperFeatureExtractor.from_pretrained(processor_dir)
+    tok = AutoTokenizer.from_pretrained(processor_dir)
+    rows = []
+    for line in jsonl.read_text(encoding="utf-8").splitlines():
+        item = json.loads(line)
+        audio = load_audio(item["audio"])
+        feats = torch.from_numpy(fe(audio, sampling_rate=16000, return_tensors="np").input_features[0])
+        # Whisper's transcripts start with a space (" Please ..."): train on the same tokens it emits.
+        labels = tok(" " + item["text"].strip()).input_ids
+        if encoder is not None:
+            with torch.no_grad():
+                rows.append({"encoder_outputs": encoder(feats[None]).last_hidden_state[0], "labels": labels})
+        else:
+            rows.append({"input_features": feats, "labels": labels})
+
+    class Clips(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(rows)
+
+        def __getitem__(self, i):
+            return rows[i]
+
+    return Clips()
+
+
+def _collator(decoder_start: int, pad: int = -100):
+    import torch
+
+    def collate(batch: list[dict]) -> dict:
+        key = "encoder_outputs" if "encoder_outputs" in batch[0] else "input_features"
+        feats = torch.stack([b[key] for b in batch])
+        labels = [b["labels"][1:] if b["labels"][0] == decoder_start else b["labels"] for b in batch]
+        width = max(len(x) for x in labels)
+        lab = torch.full((len(labels), width), pad, dtype=torch.long)
+        for i, x in enumerate(labels):
+            lab[i, :len(x)] = torch.tensor(x)
+        return {key: (feats,) if key == "encoder_outputs" else feats, "labels": lab}
+
+    return collate
+
+
+def train(base: str | Path, train_jsonl: Path, out: Path, opts: TrainOptions = TrainOptions(),
+          log=print) -> dict:
+    """Fine-tune ``base`` (a transformers Whisper checkpoint folder); return {"model": folder, "seconds", ...}."""
+    import torch
+    import transformers
+    from transformers import (AutoTokenizer, Seq2SeqTrainer, Seq2SeqTrainingArguments, WhisperFeatureExtractor,
+                              WhisperForConditionalGeneration)
+
+    transformers.logging.set_verbosity_error()
+    base = str(base)
+    torch.manual_seed(opts.seed)
+    model = WhisperForConditionalGeneration.from_pretrained(base)
+    model.config.use_cache = False  # training runs whole label sequences: no KV cache needed
+    if opts.freeze_encoder:
+        model.freeze_encoder()  # the decoder learns the new words; the acoustic encoder stays as trained
+    if opts.lora:
+        from peft import LoraConfig, get_peft_model
+
+        targets = ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]
+        config = LoraConfig(r=opts.lora_rank, lora_alpha=2 * opts.lora_rank, lora_dropout=0.05,
+                            target_modules=targets if not opts.freeze_encoder else
+                            [f"model.decoder.layers.{i}.{m}" for i in range(model.config.decoder_layers)
+                             for m in ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                                       "self_attn.out_proj", "encoder_attn.q_proj", "encoder_attn.v_proj",
+                                       "encoder_attn.out_proj", "fc1", "fc2")])
+        model = get_peft_model(model, config)
+    lr = opts.learning_rate or (1e-3 if opts.lora else 1e-5)
+    t0 = time.time()
+    encoder = model.get_encoder() if opts.freeze_encoder else None
+    if encoder is not None:
+        encoder.eval()
+    data = _dataset(train_jsonl, base, encoder)
+    log(f"{len(data)} training clips prepared in {time.time() - t0:.0f} s"
+        + (" (frozen encoder run once per clip)" if encoder is not None else ""))
+    args = Seq2SeqTrainingArguments(
+        output_dir=str(out / "train"), per_device_train_batch_size=opts.batch_size, learning_rate=lr,
+        warmup_steps=opts.warmup_steps, max_steps=opts.max_steps, save_steps=opts.save_steps, save_total_limit=3,
+        save_only_model=True,  # checkpoint-N holds the weights to export, not the optimizer (3x the size)
+        logging_steps=5, report_to=[], remove_unused_columns=False, dataloader_num_workers=0, seed=opts.seed,
+        fp16=torch.cuda.is_available(), predict_with_generate=False,
+        label_names=["labels"], disable_tqdm=True,
+    )
+    trainer = Seq2SeqTrainer(model=model, args=args, train_dataset=data,
+                             data_collator=_collator(model.config.decoder_start_token_id))
+    t0 = time.time()
+    result = trainer.train()
+    seconds = time.time() - t0
+    log(f"trained {opts.max_steps} steps in {seconds:.0f} s (loss {result.training_loss:.3f})")
+    target = out / ("adapter" if opts.lora else "model")
+    (model.get_base_model() if opts.lora else model).config.use_cache = True  # as saved checkpoints expect
+    trainer.save_model(str(target))
+    # The processor beside the weights, so the folder exports (and loads) on its own.
+    AutoTokenizer.from_pretrained(base).save_pretrained(target)
+    WhisperFeatureExtractor.from_pretrained(base).save_pretrained(target)
+    if not opts.lora:
+        from transformers import GenerationConfig
+
+        GenerationConfig.from_pretrained(base).save_pretrained(target)
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    return {"model": str(target), "seconds": round(seconds, 1), "steps": opts.max_steps, "loss": losses,
+            "checkpoints": sorted(p.name for p in (out / "train").glob("checkpoint-*"))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--base", required=True, help="transformers Whisper checkpoint folder to fine-tune")
+    p.add_argument("--train", required=True, help="train.jsonl from the synth step")
+    p.add_argument("--out", required=True, help="work folder")
+    p.add_argument("--steps", type=int, default=TrainOptions.max_steps)
+    p.add_argument("--batch-size", type=int, default=TrainOptions.batch_size)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--lora", action="store_true", help="train a LoRA adapter (PEFT) instead of the full decoder")
+    p.add_argument("--train-encoder", action="store_true", help="also train the encoder (default: frozen)")
+    a = p.parse_args(argv)
+    opts = TrainOptions(max_steps=a.steps, batch_size=a.batch_size, learning_rate=a.lr, lora=a.lora,
+                        freeze_encoder=not a.train_encoder, save_steps=max(1, a.steps // 3))
+    print(json.dumps(train(a.base, Path(a.train), Path(a.out), opts), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
