@@ -62,7 +62,8 @@ def tiny_random_report(tiny_model_dir, tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("bench-tiny")
     return run_bench(["--models", str(tiny_model_dir), "--random-model", str(tiny_model_dir), "--decoding",
                       "greedy,beam5", "--edge-modes", "plain,tail2.0+batch2", "--anchors", "none", "--manifest",
-                      "none", "--long-seconds", "5", "--no-streaming", "--no-accuracy"], out)
+                      "none", "--long-seconds", "5", "--no-streaming", "--no-accuracy",
+                      "--repeats", "2", "--long-repeats", "1"], out)  # a schema test: few timed runs
 
 
 def test_tiny_random_report_schema_and_consistency(tiny_random_report):

@@ -188,7 +188,9 @@ def test_probes_show_first_words_from_a_reduced_window_and_commits_come_from_ful
         seen: list[tuple[str, int]] = []  # (event kind, frames of the encode that preceded it)
         model.backend.encode = recording_encode
         try:
-            st = StreamingTranscriber(model, StreamingOptions.from_fields(language="en", probe_tail_s=tail),
+            # step_s 0.6: probes happen at the utterance start (first_step_s), later steps only cost time
+            st = StreamingTranscriber(model, StreamingOptions.from_fields(language="en", probe_tail_s=tail,
+                                                                          step_s=0.6),
                                       on_event=lambda e: seen.append((e.kind, frames[-1])))
             for i in range(0, len(audio), 1600):
                 st.feed(audio[i:i + 1600])
