@@ -13,10 +13,12 @@ every few minutes, where a live app sits idle) goes through three paths:
 
 Per path: RSS sampled at every minute of audio (live: by fed position; offline and batched: by the
 progress callback's position, plus a sampler thread for the peak), growth from minute 5 to the end
-(target < 5 %), and the accounting of the audio: each speech clip is *covered* when committed words
-(live) or timed words (offline) nearest to it score below 50 % WER against its transcript (a lost clip
-scores 100 %); words more than 1 s from every clip are counted as text invented in pauses; the per-clip WER over the hour is reported
-next to the WER of the same clips transcribed one by one (a steady hour keeps it).
+(target < 5 %), and the accounting of the audio (``account``): each word goes to the nearest clip; a
+clip is *lost* when over half its reference words are missing (deletions) and no ``dropped`` event
+covers it, else its speech is covered (misrecognized words are the WER's business, listed as *poor*
+clips above 50 % WER); a word far from every clip (see ``account``) counts as text invented in a pause;
+the per-clip WER over the hour is reported next to the WER of the same clips transcribed one by
+one (a steady hour keeps it).
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ from edge_asr.scoring import wer as word_error_rate
 
 SR = 16000
 CHUNK_S = 0.5
-LOST_WER = 0.5  # a clip whose words score worse than this was not transcribed
-WORD_SLACK_S = 1.0  # word times are estimates (DTW over 20 ms frames): a word this close to a clip is its
+LOST_WER = 0.5  # a transcribed clip scoring worse than this is listed as poorly recognized
+WORD_SLACK_S = 1.0  # a word this close to a clip is the clip's
+LATE_SLACK_S = 2.0  # a word this close is the clip's while the clip lacks words (late DTW times); else a pause's
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,9 @@ def build_timeline(clips, minutes: float, seed: int) -> tuple[np.ndarray, list[P
         pauses.append((pos / SR, (pos + gap) / SR))
         pos += gap
         clip_id, text, samples = clips[order.pop()]
-        if pos + samples.size > total:
+        if pos + samples.size > total:  # the clip does not fit: the rest is a pause too
+            audio[pos:] = rng.normal(0, 10 ** (-70 / 20), total - pos)
+            pauses.append((pos / SR, total / SR))
             break
         audio[pos:pos + samples.size] = samples
         placed.append(Placed(clip_id, text, pos / SR, (pos + samples.size) / SR))
@@ -83,42 +88,76 @@ def build_timeline(clips, minutes: float, seed: int) -> tuple[np.ndarray, list[P
 
 def account(words: list[tuple[float, float, str]], placed: list[Placed], pauses, duration: float,
             dropped: list[tuple[float, float]] = (), language: str = "en") -> dict:
-    """Attribute timed words to the nearest clip (by midpoint; farther than ``WORD_SLACK_S`` from every
-    clip: a word in a pause) and score each clip."""
+    """Attribute timed words to the nearest clip (by midpoint) and score each clip.
+
+    A clip is *lost* when most of its words are missing: deletions are over half its reference words
+    (after Whisper's normalizer), and it was not reported in a ``dropped`` event. Words heard but
+    misrecognized are substitutions: the WER reports them, the accounting does not (the speech was
+    transcribed). A word within ``WORD_SLACK_S`` of its clip is the clip's. Word times are DTW estimates
+    and can fall a second or more past a short clip (measured: "1813," of a 1.5 s clip timed 1.1 s after
+    it), so a word up to ``LATE_SLACK_S`` away is the clip's too while the clip still lacks words; any
+    other word is text invented in a pause."""
+    from edge_asr.scoring import normalize
+
     starts = np.array([p.start for p in placed])
     ends = np.array([p.end for p in placed])
-    by_clip: list[list[str]] = [[] for _ in placed]
+    near: list[list[str]] = [[] for _ in placed]
+    late: list[list[tuple[float, str]]] = [[] for _ in placed]
     in_pauses = []
     for s, e, w in sorted(words):
         mid = (s + e) / 2
         distance = np.maximum(0.0, np.maximum(starts - mid, mid - ends))
         i = int(np.argmin(distance))
-        if distance[i] > WORD_SLACK_S:
-            in_pauses.append({"at": round(s, 2), "word": w})
+        if distance[i] <= WORD_SLACK_S:
+            near[i].append(w)
+        elif distance[i] <= LATE_SLACK_S:
+            late[i].append((s, w))
         else:
-            by_clip[i].append(w)
-    refs, hyps, lost, covered_s = [], [], [], 0.0
-    for p, clip_words in zip(placed, by_clip):
-        hyp = "".join(clip_words).strip()
+            in_pauses.append({"at": round(s, 2), "word": w})
+    refs, hyps, lost, poor, covered_s = [], [], [], [], 0.0
+    for p, clip_near, clip_late in zip(placed, near, late):
+        ref_words = len(normalize(p.text, language).split())
+        room = max(0, ref_words - len(normalize("".join(clip_near), language).split()))
+        in_pauses.extend({"at": round(s, 2), "word": w} for s, w in clip_late[room:])
+        hyp = "".join(clip_near + [w for _, w in clip_late[:room]]).strip()
         wer = word_error_rate([p.text], [hyp], language) if hyp else 1.0
+        deletions = _deletions(normalize(p.text, language), normalize(hyp, language))
         refs.append(p.text)
         hyps.append(hyp)
         dropped_here = sum(max(0.0, min(e, p.end) - max(s, p.start)) for s, e in dropped)
-        if dropped_here >= 0.5 * (p.end - p.start) or wer < LOST_WER:  # transcribed, or reported dropped
-            covered_s += p.end - p.start
+        entry = {"clip": p.clip_id, "start": round(p.start, 2), "wer": round(wer, 3), "text": hyp}
+        if dropped_here >= 0.5 * (p.end - p.start) or deletions <= 0.5 * ref_words:
+            covered_s += p.end - p.start  # transcribed, or reported dropped
+            if wer >= LOST_WER:
+                poor.append(entry)
         else:
-            lost.append({"clip": p.clip_id, "start": round(p.start, 2), "wer": round(wer, 3), "text": hyp})
+            lost.append(entry)
+    in_pauses.sort(key=lambda w: w["at"])
     speech_s = float((ends - starts).sum())
     pause_s = sum(e - s for s, e in pauses)
     return {
         "duration_s": round(duration, 1), "speech_s": round(speech_s, 1), "pause_s": round(pause_s, 1),
+        # the timeline is clips and pauses only: nothing unlabelled
+        "timeline_labelled": abs(speech_s + pause_s - duration) < 0.01,
         "clips": len(placed), "clips_lost": len(lost), "lost": lost[:20],
+        "clips_poor": len(poor), "poor": poor[:20],
         "speech_covered_s": round(covered_s, 1), "words_in_pauses": len(in_pauses), "pause_words": in_pauses[:20],
-        # every second is a clip transcribed (or reported dropped), a pause, or the silent tail after the
-        # last clip; what is left is speech that vanished without its words or an event
+        # every second is a clip transcribed (or reported dropped) or a pause; what is left is speech that
+        # vanished without its words or an event
         "unaccounted_s": round(speech_s - covered_s, 1),
         "wer": round(word_error_rate(refs, hyps, language), 4),
     }
+
+
+def _deletions(reference: str, hypothesis: str) -> int:
+    """Reference words (normalized text) the hypothesis misses."""
+    if not reference:
+        return 0
+    if not hypothesis:
+        return len(reference.split())
+    import jiwer
+
+    return jiwer.process_words(reference, hypothesis).deletions
 
 
 def _growth(per_minute: list[float], start_minute: int = 5) -> float | None:
@@ -126,6 +165,18 @@ def _growth(per_minute: list[float], start_minute: int = 5) -> float | None:
         return None
     base = per_minute[start_minute - 1]  # RSS at the end of minute 5
     return round((per_minute[-1] - base) / base * 100, 2)
+
+
+def _floor_growth(per_minute: list[float], start_minute: int = 5, span: int = 6) -> float | None:
+    """Growth of the RSS floor: the lowest sample of the last ``span`` minutes against the lowest of minutes
+    ``start_minute`` to ``start_minute + span - 1``. A leak raises the floor; a single sample does not
+    show it where RSS swings: batched mode samples once per batch (~4 minutes of audio), and each batch's
+    cross K/V (~150 MB for 8 tiny.en windows) goes back to malloc, not always to the OS, so the end point
+    lands on a swing high or low (measured: 701-767 MB from minute 1 to 60, floor flat)."""
+    if len(per_minute) < start_minute + 2 * span - 1:
+        return None
+    base = min(per_minute[start_minute - 1:start_minute - 1 + span])
+    return round((min(per_minute[-span:]) - base) / base * 100, 2)
 
 
 class _PeakSampler:
@@ -182,7 +233,7 @@ def live_run(model, audio: np.ndarray, placed, pauses, step_s: float, log=print)
         "dropped_s": round(sum(e - s for s, e in dropped), 2),
         "received_s": round(stream.received_s, 2), "updates": stream.stats.updates,
         "rss_per_minute_mb": per_minute, "rss_growth_min5_to_end_pct": _growth(per_minute),
-        "peak_rss_mb": round(peak.peak, 1),
+        "rss_floor_growth_pct": _floor_growth(per_minute), "peak_rss_mb": round(peak.peak, 1),
         # every fed sample reached the transcriber and nothing was left pending
         "all_audio_received": abs(stream.received_s - audio.size / SR) < 1e-3,
     })
@@ -210,7 +261,7 @@ def offline_run(model, audio: np.ndarray, placed, pauses, batch_size: int | None
         "mode": f"batched{batch_size}" if batch_size else "offline", "wall_s": round(wall, 1),
         "rtf": round(wall / (audio.size / SR), 4), "segments": len(result.segments),
         "rss_per_minute_mb": per_minute, "rss_growth_min5_to_end_pct": _growth(per_minute),
-        "peak_rss_mb": round(peak.peak, 1),
+        "rss_floor_growth_pct": _floor_growth(per_minute), "peak_rss_mb": round(peak.peak, 1),
     })
     return out
 
@@ -241,7 +292,8 @@ def long_section(model_name: str, minutes: float, threads: int, seed: int, manif
             r = live_run(model, audio, placed, pauses, step_s, log)
         else:
             r = offline_run(model, audio, placed, pauses, 8 if mode == "batched" else None, log)
-        r["rss_target_met"] = r["rss_growth_min5_to_end_pct"] is not None and r["rss_growth_min5_to_end_pct"] < 5
+        # The target (< 5 %) is read on the floor (see _floor_growth); the end-point figure stays in the report.
+        r["rss_target_met"] = r["rss_floor_growth_pct"] is not None and r["rss_floor_growth_pct"] < 5
         out["runs"][mode] = r
         log(f"  {mode}: wall {r['wall_s']} s, WER {r['wer']}, lost {r['clips_lost']}/{r['clips']}, "
             f"words in pauses {r['words_in_pauses']}, RSS growth {r['rss_growth_min5_to_end_pct']} %")

@@ -108,14 +108,18 @@ def filler_terms(n: int, seed: int = 0) -> list[str]:
 
 
 def _words(text: str) -> list[str]:
-    from edge_asr.scoring import normalize
+    # The export's term matching (Whisper's English normalizer): one definition of a term hit, so the
+    # export validation's term recall and this benchmark's agree on the same texts.
+    from edge_asr_export.terms import words
 
-    return normalize(text, "en").split()
+    return words(text)
 
 
 def term_scores(refs: Sequence[str], hyps: Sequence[str], terms: Sequence[str]) -> dict:
     """Term recall, B-WER and U-WER (jiwer's word alignment after Whisper's English normalizer)."""
     import jiwer
+
+    from edge_asr_export.terms import positions
 
     term_words = [_words(t) for t in terms]
     term_vocab = {w for tw in term_words for w in tw}
@@ -126,8 +130,7 @@ def term_scores(refs: Sequence[str], hyps: Sequence[str], terms: Sequence[str]) 
         is_term = [False] * len(r)
         for tw in term_words:
             n = len(tw)
-            ref_pos = [i for i in range(len(r) - n + 1) if r[i:i + n] == tw]
-            hyp_count = sum(1 for i in range(len(h) - n + 1) if h[i:i + n] == tw)
+            ref_pos, hyp_count = positions(r, tw), len(positions(h, tw))
             occurrences += len(ref_pos)
             hits += min(len(ref_pos), hyp_count)
             false_alarms += max(0, hyp_count - len(ref_pos))  # written where it was not said

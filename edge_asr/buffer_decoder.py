@@ -43,21 +43,24 @@ class AttentionStop:
     On a buffer that ends mid-speech, and most of all in a reduced encoder window, Whisper goes on after the
     audio with repeats of what it heard or of the prompt ("words. We're just saying some words. We're
     just..."); measured, each repeat's first word attends back to where the original was. Punctuation
-    is not judged: it often attends to the window's start; neither is the first new word (see below)."""
+    is not judged: it often attends to the window's start; neither is the first new token (see below)."""
 
     def __init__(self, tokenizer, limit: int, backtrack: int):
         self.tokenizer = tokenizer
         self.limit = limit
         self.backtrack = backtrack
         self.furthest = -1
+        self.seen = False  # a new text token was judged (or exempted) already
         self.stopped_at: int | None = None  # the peak frame that stopped the decode
 
     def __call__(self, token: int, attention: np.ndarray) -> bool:
         peak = int(attention.mean(axis=0).argmax())
         starts_word = self.tokenizer.starts_word(token)
-        # The first new word is not judged: base's alignment heads put the first text token's peak near
-        # the end of the window (measured: every probe of an utterance start stopped before "So").
-        judged = self.furthest >= 0
+        # The first new token is not judged: base's alignment heads put the first text token's peak near
+        # the end of the window (measured: every probe of an utterance start stopped before "So"). A flag,
+        # not "a word was seen" (furthest >= 0): in unspaced languages (zh, ja) almost no token starts a
+        # word, which left the whole rule, the limit included, off for them.
+        judged, self.seen = self.seen, True
         if judged and (peak >= self.limit or (starts_word and peak < self.furthest - self.backtrack)):
             self.stopped_at = peak
             return True

@@ -21,6 +21,9 @@ EXPORT_HINT = ("this command needs the export extra (PyTorch, transformers, onnx
                "pip install torch==2.13.0 && pip install 'edge-asr[export]'")
 
 
+REQUIRE_DEVICE_HELP = ("fail (exit 2, naming the missing package or library) instead of falling back to the CPU when "
+                       "the CUDA device is unavailable (--device cuda, or auto on an onnxruntime build with CUDA)")
+
 def _err(msg: str) -> None:
     print(f"edge-asr: error: {msg}", file=sys.stderr)
 
@@ -199,7 +202,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         clips += load_clips(args.validate_audio or [])
         terms = load_terms(args.terms) if args.terms else []
         folder, report = export_model(args.src, args.output, args.quantize, processor=args.processor,
-                                      name=args.name, clips=clips, force=args.force, int8_scheme=args.int8_scheme,
+                                      name=args.name, clips=clips, force=args.force, accept_drift=args.accept_drift,
+                                      int8_scheme=args.int8_scheme,
                                       terms=terms, base=args.base_model, mel_padding=args.mel_padding,
                                       log=lambda m: print(m, file=sys.stderr))
     except (ExportError, ExportValidationError, EdgeASRError) as e:
@@ -233,9 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default: {DEFAULT_MODEL})")
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="execution device; cuda falls back to cpu with a warning when unavailable (default: auto)")
-    t.add_argument("--require-device", action="store_true",
-                   help="fail (exit 2, naming the missing package or library) instead of falling back to the CPU "
-                        "when --device cuda is unavailable")
+    t.add_argument("--require-device", action="store_true", help=REQUIRE_DEVICE_HELP)
     t.add_argument("--threads", type=int, default=None, help="CPU threads for onnxruntime (default: all cores)")
     t.add_argument("--verify", default="auto", choices=["auto", "full", "size", "fidelity"],
                    help="model file integrity check: sha256 when files changed (auto), always (full), "
@@ -273,9 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     li.add_argument("--list-devices", action="store_true", help="list input devices and exit")
     li.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                     help="execution device, as in transcribe (default: auto)")
-    li.add_argument("--require-device", action="store_true",
-                    help="fail (exit 2, naming the missing package or library) instead of falling back to the CPU "
-                         "when --device cuda is unavailable")
+    li.add_argument("--require-device", action="store_true", help=REQUIRE_DEVICE_HELP)
     li.add_argument("--threads", type=int, default=None, help="CPU threads for onnxruntime")
     li.add_argument("--file", default=None, metavar="AUDIO", help="stream this file instead of the microphone")
     li.add_argument("--realtime", action="store_true", help="with --file: feed at real-time pace")
@@ -338,10 +338,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--int8-scheme", default=DEFAULT_INT8_SCHEME, choices=list(SCHEMES),
                    help=f"int8 quantization scheme (default: {DEFAULT_INT8_SCHEME}: 7-bit weights, no int16 saturation "
                         "on any CPU; see README 'int8 on every CPU')")
-    e.add_argument("--force", action="store_true",
-                   help="replace OUTPUT if it exists, and keep a quantized export whose validation drifts beyond the "
-                        "bounds (KL, top-1 agreement, WER vs PyTorch, term recall; without --force it fails and "
-                        "is left in OUTPUT.failed)")
+    e.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
+    e.add_argument("--accept-drift", action="store_true",
+                   help="keep a quantized export whose validation drifts beyond the bounds (KL, top-1 agreement, WER "
+                        "vs PyTorch, term recall; without --accept-drift it fails and is left in OUTPUT.failed)")
     e.set_defaults(func=cmd_export)
 
     v = sub.add_parser("verify", help="check a model folder's files and its fidelity to PyTorch on this machine",
@@ -352,9 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "1 fail (or warn with --strict), 2 the folder cannot be checked.")
     v.add_argument("model", help="model folder or pulled name")
     v.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"], help="execution device (default: cpu)")
-    v.add_argument("--require-device", action="store_true",
-                   help="fail (exit 2, naming the missing package or library) instead of falling back to the CPU "
-                        "when --device cuda is unavailable")
+    v.add_argument("--require-device", action="store_true", help=REQUIRE_DEVICE_HELP)
     v.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
     v.add_argument("--force", action="store_true", help="measure again even if a verdict is cached")
     v.add_argument("--strict", action="store_true", help="exit 1 on warn too")
@@ -370,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Report Python and onnxruntime (providers), the CPU and its int8 instruction "
                                     "sets, which CUDA/cuDNN libraries load, GPUs, audio input devices and cached "
                                     "models, then check: a real CPU session always, a CUDA session with --device "
-                                    "cuda, each --model loaded on --device without fallback and its fidelity. "
+                                    "cuda (or auto when this onnxruntime build has CUDA), each --model loaded on --device without fallback and its fidelity. "
                                     "Exit status: 0 every check passed, 1 something asked for cannot work.")
     doctor.add_arguments(dr)
     dr.set_defaults(func=doctor.run)

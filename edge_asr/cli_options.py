@@ -23,7 +23,8 @@ def read_lines_file(path: str) -> list[str]:
     from .errors import OptionError
 
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        # utf-8-sig: Windows Notepad starts a UTF-8 file with a BOM, which would be glued to the first value.
+        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as e:
         raise OptionError(f"cannot read {path!r}: {e}; give a UTF-8 text file with one value a line") from None
     # A comment starts a line or follows a space, so a value may hold "#" ("C#").
@@ -151,6 +152,6 @@ def values_from_args(args: argparse.Namespace, cls: type, *, dest_prefix: str = 
 
 
 def field_kind(f: Field) -> tuple[str, bool]:
-    """("bool" | "int" | "float" | "floats" | "str", optional): the type rule the flags use, public so other
+    """("bool" | "int" | "float" | "floats" | "str" | "strs", optional): the type rule the flags use, public so other
     front ends (the local server's form and query fields, edge_asr/server/fields.py) derive theirs the same way."""
     return _kind(f)

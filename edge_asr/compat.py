@@ -24,6 +24,7 @@ This module imports nothing of faster-whisper or CTranslate2.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator
@@ -38,7 +39,7 @@ from .options import TranscribeOptions
 from .registry import DEFAULT_QUANTIZATION, KNOWN_MODELS, QUANTIZATIONS, cache_dir, resolve_model
 from .results import Segment as _EdgeSegment
 from .errors import ModelNotFoundError
-from .vad import VadOptions, collect_chunks, get_speech_timestamps
+from .vad import CHUNK_VAD, VadOptions, collect_chunks, get_speech_timestamps
 
 __all__ = ["WhisperModel", "BatchedInferencePipeline", "Segment", "Word", "TranscriptionInfo",
            "UnsupportedArgumentError", "SUPPORTED", "COMPUTE_TYPES"]
@@ -73,15 +74,25 @@ SUPPORTED = {
 }
 
 
-@dataclass(frozen=True)
+def _asdict(self) -> dict:
+    # faster-whisper 1.2.1 keeps its old NamedTuple method on its dataclasses, deprecated: ported code
+    # still calls it.
+    warnings.warn(f"{type(self).__name__}._asdict() method is deprecated, use dataclasses.asdict("
+                  f"{type(self).__name__}) instead", DeprecationWarning, 2)
+    return dataclasses.asdict(self)
+
+
+@dataclass  # mutable, as faster-whisper's (ported code may edit a segment's text or times)
 class Word:
     start: float
     end: float
     word: str
     probability: float
 
+    _asdict = _asdict
 
-@dataclass(frozen=True)
+
+@dataclass
 class Segment:
     """faster-whisper's segment. ``text`` keeps its leading space (as Whisper decodes it); ``seek`` is the
     10 ms frame where the segment starts; ``tokens`` include the timestamp tokens."""
@@ -98,6 +109,8 @@ class Segment:
     words: list[Word] | None
     temperature: float | None
 
+    _asdict = _asdict
+
 
 @dataclass(frozen=True)
 class TranscriptionInfo:
@@ -111,6 +124,16 @@ class TranscriptionInfo:
     all_language_probs: list[tuple[str, float]] | None
     transcription_options: TranscribeOptions = field(repr=False)
     vad_options: VadOptions | None = field(repr=False)
+
+
+def _info_vad_options(options: TranscribeOptions) -> VadOptions | None:
+    """info.vad_options as faster-whisper fills it: the settings VAD ran with, its defaults when none were
+    given (sequential: VadOptions(); batched: 30 s chunks cut at 160 ms silences), None without VAD."""
+    if options.vad_options is not None:
+        return options.vad_options
+    if options.batch_size > 1:
+        return CHUNK_VAD
+    return VadOptions() if options.vad_filter else None
 
 
 def _refuse(name: str, value: Any, why: str) -> UnsupportedArgumentError:
@@ -242,7 +265,7 @@ class WhisperModel:
             language_probability=1.0 if probs is None else float(edge_info.language_probability),
             duration=edge_info.duration, duration_after_vad=edge_info.duration_after_vad,
             all_language_probs=None if probs is None else sorted(probs.items(), key=lambda kv: -kv[1]),
-            transcription_options=options, vad_options=options.vad_options)
+            transcription_options=options, vad_options=_info_vad_options(options))
         return self._segments(edge_segments, bars), info
 
     def _segments(self, segments: Iterator[_EdgeSegment], bars: list) -> Iterator[Segment]:
@@ -330,23 +353,37 @@ class WhisperModel:
 class BatchedInferencePipeline:
     """faster-whisper's ``BatchedInferencePipeline(model=...)``: ``transcribe(..., batch_size=8)`` runs
     edge-asr's batched mode (VAD speech windows, ``batch_size`` at a time; no conditioning on previous
-    text). Same arguments as :meth:`WhisperModel.transcribe`."""
+    text). Same arguments as :meth:`WhisperModel.transcribe`, with faster-whisper's batched defaults and
+    rules: ``without_timestamps=True``; ``condition_on_previous_text`` and ``hallucination_silence_threshold``
+    are accepted and ignored; only the first of several temperatures is used (no fallback);
+    ``vad_filter=False`` only for audio of at most 30 s (decoded as one sequential window, which may
+    continue after its last timestamp as :meth:`WhisperModel.transcribe` does)."""
 
     def __init__(self, model: WhisperModel):
         self.model = model
 
     def transcribe(self, audio: str | BinaryIO | np.ndarray, *args, batch_size: int = 8, vad_filter: bool = True,
-                   condition_on_previous_text: bool = False, **kwargs) -> tuple[Iterator[Segment], TranscriptionInfo]:
-        if not vad_filter:
-            raise _refuse("vad_filter", vad_filter, "batched mode cuts the audio at the speech VAD finds")
-        if condition_on_previous_text:
-            raise _refuse("condition_on_previous_text", True, "batched windows are decoded together, without the "
-                          "text before them; use WhisperModel.transcribe")
+                   condition_on_previous_text: bool = True, without_timestamps: bool = True,
+                   hallucination_silence_threshold: float | None = None, **kwargs
+                   ) -> tuple[Iterator[Segment], TranscriptionInfo]:
+        # faster-whisper's batched transcribe takes both and ignores them (its options force False/None).
+        del condition_on_previous_text, hallucination_silence_threshold
         import inspect
 
-        bound = inspect.signature(WhisperModel.transcribe).bind(self.model, audio, *args, vad_filter=True,
-                                                                 condition_on_previous_text=False, **kwargs)
+        if not vad_filter:
+            # faster-whisper decodes audio shorter than a window whole and refuses longer audio.
+            audio = load_audio(audio)
+            if len(audio) > N_SAMPLES:
+                raise _refuse("vad_filter", vad_filter, "batched mode cuts audio longer than 30 s at the "
+                              "speech VAD finds (faster-whisper raises too); use WhisperModel.transcribe")
+            batch_size = 1
+        bound = inspect.signature(WhisperModel.transcribe).bind(
+            self.model, audio, *args, vad_filter=vad_filter, condition_on_previous_text=False,
+            without_timestamps=without_timestamps, **kwargs)
         bound.apply_defaults()
         arguments = dict(bound.arguments)
         del arguments["self"], arguments["audio"]
+        temperature = arguments["temperature"]
+        if isinstance(temperature, (list, tuple)):  # faster-whisper's batched mode keeps temperatures[:1]
+            arguments["temperature"] = temperature[0]
         return self.model._transcribe(audio, arguments, batch_size=batch_size)

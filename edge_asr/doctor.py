@@ -5,7 +5,8 @@ It reports Python and onnxruntime (version, execution providers), the CPU and th
 int8 kernels dispatch on, whether the CUDA/cuDNN libraries onnxruntime-gpu needs load (each one named),
 GPUs (nvidia-smi), audio input devices (sounddevice + PortAudio), cached models (size, precision,
 verification and fidelity state) and the cache's disk use. Then it runs checks: always a real CPU
-session (the bundled VAD graph); with ``--device cuda`` a CUDA session; with ``--model`` the model loads
+session (the bundled VAD graph); with ``--device cuda`` a CUDA session (also with ``--device auto`` when
+this onnxruntime build has the CUDA provider: auto then means CUDA); with ``--model`` the model loads
 on that device (no CPU fallback) and passes its fidelity check. The exit status is 1 when a check fails.
 
 ``--json`` prints one object with the keys of :func:`collect` (stable; README "Diagnosing a machine").
@@ -204,6 +205,8 @@ def check_model(name: str, device: str, threads: int | None) -> dict:
             model = load_model(name, device=device, threads=threads, verify="fidelity", fallback=False)
     except EdgeASRError as e:
         return _check(f"model {name}", False, str(e))
+    except Exception as e:  # anything else (onnxruntime, a bug) is still this check's failure, not doctor's crash
+        return _check(f"model {name}", False, f"{type(e).__name__}: {str(e)[:300]}")
     report = model.fidelity
     notes = "; ".join(str(w.message) for w in caught if "Fidelity" not in type(w.message).__name__)
     detail = (f"{model.manifest.folder} on {model.device}: files match, {report.summary()}"
@@ -297,7 +300,8 @@ def format_report(r: dict) -> str:
 
 def add_arguments(p) -> None:
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
-                   help="the device that must work (default: cpu); cuda creates a real CUDA session")
+                   help="the device that must work (default: cpu); cuda creates a real CUDA session, and so "
+                        "does auto when this onnxruntime build has the CUDA provider")
     p.add_argument("--model", action="append", default=[], metavar="NAME",
                    help="also load this model (name or folder) on --device without CPU fallback and run its "
                         "fidelity check (repeatable)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,6 +129,9 @@ def _plain_name(name) -> bool:
             and "\x00" not in name and not os.path.isabs(name))
 
 
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
 def manifest_problem(raw: dict) -> str | None:
     """What is wrong with the manifest's fields (types and ranges the runtime relies on), or None.
     Checked before any file is opened, so a damaged or hand-edited manifest fails with its reason
@@ -165,21 +169,26 @@ def manifest_problem(raw: dict) -> str | None:
     if raw.get("mel_padding", "log-mel") not in MEL_PADDINGS:
         return f"mel_padding must be one of {list(MEL_PADDINGS)}, not {raw.get('mel_padding')!r}"
     language = raw.get("language")
-    if language is not None and language not in tokens["languages"]:
+    # isinstance first: a list or dict here is unhashable, and the membership test would raise TypeError.
+    if language is not None and (not isinstance(language, str) or language not in tokens["languages"]):
         return f"language {language!r} is not one of the model's languages (tokens.languages)"
     if raw.get("task") not in (None, "transcribe", "translate"):
         return f"task must be 'transcribe' or 'translate', not {raw.get('task')!r}"
     if not isinstance(raw.get("quantization"), str) or not isinstance(raw.get("name"), str):
         return "name and quantization must be strings"
+    if not isinstance(raw.get("quantization_scheme", ""), str):  # looked up by name (quantization.scheme_of)
+        return f"quantization_scheme must be a scheme name, not {raw['quantization_scheme']!r}"
     files = raw.get("files")
     if not isinstance(files, dict) or not files:
         return "files (name -> sha256, size) is missing"
     for name, info in files.items():
         if not _plain_name(name):
             return f"files lists {name!r}, which is not a plain file name inside the folder"
+        # The sha256 must be lowercase hex: its first 24 characters name a folder in the cache
+        # (model_cache.optimized_graph_dir), so "../" in it would reach outside the cache.
         if not (isinstance(info, dict) and _is_int(info.get("size")) and info["size"] >= 0
-                and isinstance(info.get("sha256"), str) and len(info["sha256"]) == 64):
-            return f"files[{name!r}] must hold a size and a sha256"
+                and isinstance(info.get("sha256"), str) and _SHA256.fullmatch(info["sha256"])):
+            return f"files[{name!r}] must hold a size and a sha256 (64 lowercase hex digits)"
     graphs = raw.get("graphs")
     if not isinstance(graphs, dict):
         return "graphs is missing"

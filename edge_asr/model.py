@@ -6,7 +6,7 @@ import os
 import warnings
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Generator, Sequence
 
 from .audio import AudioInput, load_audio
 from .decoding import DecodingOptions, DecodingTask
@@ -68,12 +68,14 @@ class WhisperModel:
 
     def transcribe_segments(self, audio: AudioInput, options: TranscribeOptions | None = None, *,
                             sample_rate: int | None = None, progress: ProgressCallback | None = None,
-                            **option_overrides) -> tuple[Iterator[Segment], TranscriptionInfo]:
+                            **option_overrides) -> tuple[Generator[Segment, None, None], TranscriptionInfo]:
         """Lazy transcription: ``(segments, info)``, where ``segments`` is a generator of :class:`Segment`
         that decodes one 30 s window (one batch with ``batch_size`` > 1) each time it needs more, and
         ``info`` (:class:`TranscriptionInfo`: language, its probability, duration, duration after VAD,
         the options) is known at once: the audio is loaded, VAD and language detection run before this
-        returns, nothing else. Same arguments and the same segments as :meth:`transcribe`.
+        returns and, in sequential mode (batch_size 1), the whole file's log-mel is computed (held until
+        the generator ends: ~115 MB per hour of audio, ~185 MB with 128 mel bins); nothing is decoded.
+        Same arguments and the same segments as :meth:`transcribe`.
 
         Stop iterating (``break``) and nothing more is decoded; ``segments.close()`` (or dropping the
         generator) also frees the audio features and buffers it holds. One generator is used by one
@@ -95,7 +97,10 @@ class WhisperModel:
 
     def check_options(self, opts: TranscribeOptions) -> None:
         """Raise DecodingError for options this model cannot honour (language, task, word timing)."""
-        self.tokenizer.sot_sequence(opts.language, opts.task, not opts.without_timestamps)
+        # task None = the model's default (WindowSteps resolves it: the manifest's task, else transcribe)
+        self.tokenizer.sot_sequence(opts.language, opts.task or (self.manifest.task if self.multilingual else None)
+                                    or "transcribe",
+                                    not opts.without_timestamps)
         if (opts.word_timestamps or opts.hallucination_silence_threshold) and not self.backend.has_alignment:
             raise DecodingError(WORD_TIMESTAMPS_UNAVAILABLE)
 

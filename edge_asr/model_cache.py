@@ -4,9 +4,10 @@ Layout of ``registry.cache_dir()``::
 
     models/<name>-<quant>/          model folders (`edge-asr pull`); never written at run time
     optimized/<sha[:24]>-ort<ver>/  onnxruntime's optimized CPU graph of one graph file, for one
-                                    onnxruntime version (older versions of the same graph are pruned when
-                                    a new one is written; the whole folder is kept under a size bound,
-                                    least recently used first)
+                                    onnxruntime version (other versions' copies are left to the size
+                                    bound: another environment sharing the cache may use them; the
+                                    folder is trimmed to the bound, least recently used first, before
+                                    each new copy is written, so it can exceed it by the newest copies)
     state/<key>.verified.json       the hash-check stamp of one model folder (edge_asr.manifest)
     state/<key>.fidelity.json       fidelity verdicts of one model folder (edge_asr.fidelity)
     sources/                        `pull`'s intermediate files, only with `pull --keep-sources`
@@ -21,8 +22,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import re
 import shutil
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -42,6 +46,11 @@ OPTIMIZED_LIMIT_ENV = "EDGE_ASR_OPTIMIZED_CACHE_MB"
 DEFAULT_OPTIMIZED_LIMIT_MB = 1024
 # State files beyond this count trigger dropping those of folders that no longer exist.
 STATE_PRUNE_AT = 256
+# The names edge-asr writes in optimized/ and state/ (a graph's sha256[:24]; _folder_key's 32 hex digits):
+# trimming and pruning touch nothing else a user may have put there.
+_GRAPH_PREFIX = re.compile(r"[0-9a-f]{24}")
+_OPTIMIZED_NAME = re.compile(r"[0-9a-f]{24}-ort.+")
+_STATE_NAME = re.compile(r"[0-9a-f]{32}\.(verified|fidelity)\.json")
 
 
 class ModelCacheError(EdgeASRError, ValueError):
@@ -90,8 +99,11 @@ def write_state(folder: Path, raw: dict, kind: str, data: dict) -> bool:
             prune_state()  # folders deleted by hand (and temporary ones) leave entries behind
         # Per process and thread: two loads of one folder may write at once; the last rename wins.
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps(body))
-        os.replace(tmp, path)
+        try:
+            tmp.write_text(json.dumps(body))
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)  # left only when the write or the rename failed (a full disk)
         return True
     except OSError:
         return False
@@ -103,6 +115,8 @@ def _state_files_of(folder: Path) -> list[Path]:
     resolved = str(Path(folder).resolve())
     found = []
     for path in sorted(root.glob("*.json")) if root.is_dir() else []:
+        if not _STATE_NAME.fullmatch(path.name):
+            continue
         try:
             if json.loads(path.read_text()).get("folder") == resolved:
                 found.append(path)
@@ -122,9 +136,13 @@ def optimized_graphs_enabled(explicit: bool | None = None) -> bool:
 
 
 def optimized_limit_bytes() -> int:
+    """$EDGE_ASR_OPTIMIZED_CACHE_MB in bytes ("inf": no bound; negative: 0; unreadable: the default)."""
     try:
-        return max(0, int(float(os.environ.get(OPTIMIZED_LIMIT_ENV, DEFAULT_OPTIMIZED_LIMIT_MB)) * 1e6))
-    except ValueError:
+        limit = float(os.environ.get(OPTIMIZED_LIMIT_ENV, DEFAULT_OPTIMIZED_LIMIT_MB)) * 1e6
+        if math.isinf(limit):  # int(inf) raises OverflowError
+            return sys.maxsize if limit > 0 else 0
+        return max(0, int(limit))
+    except (ValueError, OverflowError):  # ValueError: not a number, or nan
         return int(DEFAULT_OPTIMIZED_LIMIT_MB * 1e6)
 
 
@@ -134,12 +152,23 @@ def _ort_version() -> str:
     return ort.__version__
 
 
+def _graph_prefix(graph_sha256) -> str | None:
+    """The folder-name prefix of a graph's sha256, or None unless it is hex: it becomes a path and a
+    glob pattern, so "../" or "*" in a crafted manifest must never get that far."""
+    prefix = graph_sha256[:24] if isinstance(graph_sha256, str) else ""
+    return prefix if _GRAPH_PREFIX.fullmatch(prefix) else None
+
+
 def optimized_graph_dir(graph_sha256: str) -> Path:
     """The folder for the optimized CPU graph of the graph file with this sha256, under the running
-    onnxruntime. Using it marks it recently used; before a new one is created, the same graph's
-    folders for other onnxruntime versions are removed and the cache is trimmed to its bound."""
+    onnxruntime. Using it marks it recently used; before a new one is created, the cache is trimmed to
+    its bound. Other onnxruntime versions' copies of the graph are not deleted here: another environment
+    sharing the cache may be using them (and deleting would make two of them rebuild at every load);
+    unused ones age out through the bound."""
     root = cache_dir() / OPTIMIZED_DIR
-    prefix = graph_sha256[:24]
+    prefix = _graph_prefix(graph_sha256)
+    if prefix is None:  # manifest_problem refuses such manifests before any load
+        raise ModelCacheError(f"{graph_sha256!r} is not a sha256 (64 lowercase hex digits)")
     path = root / f"{prefix}-ort{_ort_version()}"
     if path.is_dir():
         try:
@@ -147,8 +176,6 @@ def optimized_graph_dir(graph_sha256: str) -> Path:
         except OSError:
             pass
         return path
-    for old in root.glob(f"{prefix}-ort*") if root.is_dir() else []:
-        shutil.rmtree(old, ignore_errors=True)  # another onnxruntime's copy is never read again
     trim_optimized(optimized_limit_bytes())
     return path
 
@@ -174,6 +201,8 @@ def trim_optimized(limit: int) -> list[Path]:
         return []
     entries = []
     for p in root.iterdir():
+        if not _OPTIMIZED_NAME.fullmatch(p.name):
+            continue  # not an optimized-graph folder edge-asr wrote: never deleted
         try:
             entries.append((p.stat().st_mtime, p, _tree_size(p)))
         except OSError:
@@ -184,6 +213,9 @@ def trim_optimized(limit: int) -> list[Path]:
         if total <= limit:
             break
         shutil.rmtree(path, ignore_errors=True)
+        if path.exists():  # not (or only partly) deleted, e.g. permissions: not counted as removed
+            total -= size - _tree_size(path)
+            continue
         total -= size
         removed.append(path)
     return removed
@@ -194,11 +226,17 @@ def optimized_dirs_of(raw: dict) -> list[Path]:
     root = cache_dir() / OPTIMIZED_DIR
     if not root.is_dir():
         return []
+    graphs, files = raw.get("graphs"), raw.get("files")
+    if not isinstance(graphs, dict) or not isinstance(files, dict):  # a broken manifest names none
+        return []
     found = []
-    for graph in (raw.get("graphs") or {}).values():
-        sha = ((raw.get("files") or {}).get(graph.get("file"), {}) or {}).get("sha256") if isinstance(graph, dict) else None
-        if isinstance(sha, str) and len(sha) >= 24:
-            found += sorted(root.glob(f"{sha[:24]}-ort*"))
+    for graph in graphs.values():
+        name = graph.get("file") if isinstance(graph, dict) else None
+        info = files.get(name) if isinstance(name, str) else None
+        prefix = _graph_prefix(info.get("sha256")) if isinstance(info, dict) else None
+        if prefix is not None:
+            # parent == root: only folders directly in optimized/ (the prefix is hex, this is a second guard).
+            found += sorted(p for p in root.glob(f"{prefix}-ort*") if p.parent == root)
     return found
 
 
@@ -262,15 +300,17 @@ def describe(folder: Path) -> CachedModel:
     except (OSError, UnicodeDecodeError, ValueError) as e:
         return CachedModel(folder.name, str(folder), size, "?", None, None, f"broken: {MANIFEST} unreadable ({e})",
                            (), 0)
+    version = raw.get("format_version")
+    version = version if isinstance(version, int) else None
+    if problem:  # before anything reads its fields: they may have any type (one bad folder must not stop a listing)
+        quant = raw.get("quantization")
+        return CachedModel(folder.name, str(folder), size, quant if isinstance(quant, str) else "?", None, version,
+                           f"broken: {problem}", (), 0)
     optimized = sum(_tree_size(p) for p in optimized_dirs_of(raw))
-    quant = str(raw.get("quantization"))
-    scheme = None
-    if quant == "int8":
-        s = scheme_of(raw)
-        scheme = s.name if s is not None else "int8-w8-legacy"
-    state = f"broken: {problem}" if problem else verification_state(folder, raw)
-    return CachedModel(folder.name, str(folder), size, quant, scheme, raw.get("format_version"), state,
-                       fidelity_verdicts(folder, raw) if not problem else (), optimized)
+    quant = raw["quantization"]
+    scheme = scheme_of(raw).name if quant == "int8" else None  # int8: never None (legacy when unnamed)
+    return CachedModel(folder.name, str(folder), size, quant, scheme, version, verification_state(folder, raw),
+                       fidelity_verdicts(folder, raw), optimized)
 
 
 def list_models() -> list[CachedModel]:
@@ -302,18 +342,22 @@ class Removed:
 def _cached_folder(name_or_path: str) -> Path:
     """The cache's model folder named ``name_or_path`` (a folder name, a bare model name with int8
     preferred, or a path inside ``<cache>/models``); anything outside the cache is refused."""
+    from .registry import cached_model
+
     root = (cache_dir() / MODELS_DIR).resolve()
-    candidate = Path(name_or_path).expanduser()
-    if candidate.is_dir() and (os.sep in str(name_or_path) or str(name_or_path) in (".", "..")):
+    name = str(name_or_path)
+    candidate = Path(name).expanduser()
+    is_path = (any(sep and sep in name for sep in (os.sep, os.altsep, "/")) or name in (".", "..")
+               or name.startswith("~"))
+    if is_path and candidate.is_dir():
         folder = candidate.resolve()
     else:
-        from .registry import resolve_model
-
-        try:
-            folder = resolve_model(str(name_or_path)).resolve()
-        except ModelNotFoundError:
+        # A bare name means the cache's folder, even when the current directory holds one of that name.
+        found = None if is_path else cached_model(name)
+        if found is None:
             raise ModelNotFoundError(f"no cached model named {name_or_path!r} in {root}; `edge-asr models` lists "
-                                     "them") from None
+                                     "them")
+        folder = found.resolve()
     if folder.parent != root:
         raise ModelCacheError(f"{folder} is not a model folder of the cache ({root}); edge-asr removes only "
                               "what it manages there: delete other folders yourself")
@@ -322,7 +366,7 @@ def _cached_folder(name_or_path: str) -> Path:
 
 def remove_model(name_or_path: str, *, dry_run: bool = False) -> Removed:
     """Delete a cached model folder with its optimized graphs and its cached verification state."""
-    from .manifest import MANIFEST
+    from .manifest import MANIFEST, manifest_problem
 
     folder = _cached_folder(name_or_path)
     try:
@@ -330,7 +374,10 @@ def remove_model(name_or_path: str, *, dry_run: bool = False) -> Removed:
         raw = raw if isinstance(raw, dict) else {}
     except (OSError, UnicodeDecodeError, ValueError):
         raw = {}  # a broken folder is still removed, with whatever state names it
-    targets = [folder] + optimized_dirs_of(raw) + _state_files_of(folder)
+    # A malformed manifest's hashes name nothing trustworthy (a crafted one could name other folders):
+    # only its folder and state go; its optimized graphs, if any, age out through the size bound.
+    optimized = [] if manifest_problem(raw) else optimized_dirs_of(raw)
+    targets = [folder] + optimized + _state_files_of(folder)
     freed = sum(_tree_size(t) for t in targets)
     if not dry_run:
         for t in targets:
@@ -341,16 +388,27 @@ def remove_model(name_or_path: str, *, dry_run: bool = False) -> Removed:
     return Removed(str(folder), freed, tuple(str(t) for t in targets))
 
 
+def _state_is_live(path: Path) -> bool:
+    """Whether a state file can still be read: its folder exists and has the manifest it was written
+    for (state_path keys on the manifest's content, so a re-exported folder's old entries are dead)."""
+    from .manifest import MANIFEST
+
+    try:
+        data = json.loads(path.read_text())
+        folder = Path(data["folder"])
+        raw = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        return data.get("manifest") == manifest_digest(raw)
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        return False
+
+
 def prune_state() -> list[Path]:
-    """Remove state files whose model folder no longer exists (folders deleted by hand)."""
+    """Remove state files whose model folder no longer exists (folders deleted by hand) or whose
+    manifest changed since (re-exported folders); only files named as edge-asr names them."""
     root = cache_dir() / STATE_DIR
     removed = []
     for path in sorted(root.glob("*.json")) if root.is_dir() else []:
-        try:
-            folder = json.loads(path.read_text()).get("folder")
-        except (OSError, UnicodeDecodeError, ValueError, AttributeError):
-            folder = None
-        if not folder or not Path(folder).is_dir():
+        if _STATE_NAME.fullmatch(path.name) and not _state_is_live(path):
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed
@@ -382,7 +440,8 @@ def add_arguments(p) -> None:
                                     "the cache are refused.")
     rm.add_argument("names", nargs="+", metavar="NAME", help="cached model name or folder")
     rm.add_argument("--dry-run", action="store_true", help="print what would be deleted, delete nothing")
-    cl = sub.add_parser("clean", help="trim the optimized-graph cache to its bound and drop state of deleted folders")
+    cl = sub.add_parser("clean", help="trim the optimized-graph cache to its bound and drop state of deleted or "
+                                      "re-exported folders")
     cl.add_argument("--optimized", action="store_true", help="remove every optimized graph (rebuilt at the next load)")
     p.add_argument("--json", action="store_true", help="print one JSON object (with list)")
 
@@ -417,6 +476,10 @@ def run(args) -> int:
                 r = remove_model(name, dry_run=args.dry_run)
             except EdgeASRError as e:
                 print(f"edge-asr: error: {e}", file=sys.stderr)
+                status = 2
+                continue
+            except OSError as e:  # a file that cannot be deleted (permissions, busy): say which, no traceback
+                print(f"edge-asr: error: cannot delete {getattr(e, 'filename', None) or name}: {e}", file=sys.stderr)
                 status = 2
                 continue
             verb = "would free" if args.dry_run else "removed"

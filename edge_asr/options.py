@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 from typing import Callable, Sequence
 
 from .decoding import DecodingOptions
-from .errors import DecodingError
+from .errors import DecodingError, OptionError
 from .languages import normalize_language
 from .option_field import option
 from .term_boost import DEFAULT_BOOST_WEIGHT, parse_terms
@@ -28,8 +28,11 @@ class TranscribeOptions:
 
     language: str | None = option(None, "language code (en, de, ja, ...) or name (English, german); None detects "
                                         "it on the first 30 s (multilingual models)")
-    task: str = option("transcribe", "translate = speech in any language to English text (multilingual models)",
-                       choices=("transcribe", "translate"))
+    # None: the model's default (a fine-tune's generation_config task, carried in its manifest), else
+    # transcribe; resolved per model in WindowSteps, so a translate fine-tune translates by default.
+    task: str | None = option(None, "translate = speech in any language to English text (multilingual models); "
+                                    "default: the model's own (transcribe unless its fine-tune says otherwise)",
+                              choices=("transcribe", "translate"))
     temperature: float | Sequence[float] = option(
         (0.0, 0.2, 0.4, 0.6, 0.8, 1.0), "temperature, or a fallback ladder tried in order while the result is "
                                         "too repetitive or unsure")
@@ -103,7 +106,12 @@ class TranscribeOptions:
         if self.batch_size < 1:
             raise DecodingError(f"batch_size must be at least 1, not {self.batch_size}")
         # One term given as a string is one term, not its characters; a tuple keeps the options hashable.
-        terms = (self.boost_terms,) if isinstance(self.boost_terms, str) else tuple(self.boost_terms or ())
+        try:
+            terms = (self.boost_terms,) if isinstance(self.boost_terms, str) else tuple(self.boost_terms or ())
+        except TypeError:  # boost_terms=5: the typed error the other option checks raise, not tuple()'s
+            raise OptionError(f"boost_terms must be a term or a sequence of terms, not {self.boost_terms!r}") from None
+        if not all(isinstance(t, str) for t in terms):
+            raise OptionError(f"boost terms must be strings (TERM or TERM:WEIGHT), not {terms!r}")
         object.__setattr__(self, "boost_terms", terms)
         parse_terms(terms, self.boost_weight)  # a bad term or weight fails here, not mid-decode
 

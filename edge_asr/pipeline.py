@@ -3,13 +3,14 @@
 `transcribe_segments` is the one path of offline transcription: it applies the VAD filter (times mapped
 back afterwards), picks the mode (batch_size > 1: batched.py's VAD windows; else transcribe.py's
 sequential openai/whisper loop), resolves the language up front (`TranscriptionInfo`) and returns a
-generator of frozen `Segment`s that decodes a window (or a batch) per step. `transcribe_audio` drains it
-into a `TranscriptionResult`. Streaming (streaming.py) drives its own buffer decoder.
+generator of frozen `Segment`s that decodes a window (or a batch) per step. `to_result` makes the drained
+segments a `TranscriptionResult` (WhisperModel.transcribe: one code path for lazy and eager). Streaming
+(streaming.py) drives its own buffer decoder.
 """
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Generator, Iterator
 
 import numpy as np
 
@@ -44,7 +45,7 @@ def to_segment(s: dict, index: int, duration: float, time_map: SpeechTimestampsM
 
 
 def _segments(windows: Iterator[list[dict]], duration: float, time_map: SpeechTimestampsMap | None
-              ) -> Iterator[Segment]:
+              ) -> Generator[Segment, None, None]:
     """Each window's segments as soon as the loop yields them. Closing this generator (or dropping it)
     closes the loop's, which then holds no audio features or cross K/V any more."""
     index = 0
@@ -59,18 +60,20 @@ def _segments(windows: Iterator[list[dict]], duration: float, time_map: SpeechTi
             close()
 
 
-def _no_speech(duration: float, progress: ProgressCallback | None) -> Iterator[Segment]:
+def _no_speech(duration: float, progress: ProgressCallback | None) -> Generator[Segment, None, None]:
     if progress is not None:
         progress(duration, duration)
     yield from ()
 
 
 def transcribe_segments(backend: OnnxBackend, tokenizer: Tokenizer, audio: np.ndarray, options: TranscribeOptions,
-                        progress: ProgressCallback | None = None) -> tuple[Iterator[Segment], TranscriptionInfo]:
+                        progress: ProgressCallback | None = None
+                        ) -> tuple[Generator[Segment, None, None], TranscriptionInfo]:
     """Segments of 16 kHz mono float32 ``audio`` of any length, lazily, and what is known before decoding.
 
-    VAD and language detection run now; each window (sequential) or batch (batched mode) is decoded when
-    the generator is advanced, and its segments are yielded in time order."""
+    VAD and language detection run now, and in sequential mode the whole audio's log-mel too (the
+    Transcriber's start); each window (sequential) or batch (batched mode) is decoded when the generator
+    is advanced, and its segments are yielded in time order."""
     duration = len(audio) / SAMPLE_RATE
 
     def info(language: str, language_probs, after_vad: float) -> TranscriptionInfo:
@@ -88,7 +91,9 @@ def transcribe_segments(backend: OnnxBackend, tokenizer: Tokenizer, audio: np.nd
     if options.vad_filter:
         chunks = get_speech_timestamps(audio, options.vad_options or VadOptions())
         if not chunks:  # no speech at all: nothing to decode, nothing to hallucinate
-            language = options.language or "en"  # nothing was heard to detect a language from
+            # nothing was heard to detect a language from: the given one, else the manifest's (a
+            # fine-tune's, as WindowSteps.language defaults to), else "en"
+            language = options.language or backend.manifest.language or "en"
             return _no_speech(duration, progress), info(language, None, 0.0)
         audio = collect_chunks(audio, chunks)
         time_map = SpeechTimestampsMap(chunks, SAMPLE_RATE)
@@ -102,10 +107,3 @@ def to_result(segments: tuple[Segment, ...], info: TranscriptionInfo, tokenizer:
     text = tokenizer.decode([tk for s in segments for tk in s.tokens]).strip()
     return TranscriptionResult(text=text, language=info.language, duration=info.duration, segments=segments,
                                language_probs=info.language_probs)
-
-
-def transcribe_audio(backend: OnnxBackend, tokenizer: Tokenizer, audio: np.ndarray,
-                     options: TranscribeOptions, progress: ProgressCallback | None = None) -> TranscriptionResult:
-    """Transcribe 16 kHz mono float32 ``audio`` of any length: :func:`transcribe_segments`, drained."""
-    segments, info = transcribe_segments(backend, tokenizer, audio, options, progress)
-    return to_result(tuple(segments), info, tokenizer)

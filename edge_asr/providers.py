@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import warnings
@@ -69,7 +71,10 @@ def library_status(provider: str) -> list[tuple[str, str, str | None]]:
         return []
     if provider in ("CUDAExecutionProvider", "TensorrtExecutionProvider") and hasattr(ort, "preload_dlls"):
         try:  # onnxruntime >= 1.21 finds the nvidia-* pip packages' libraries this way
-            ort.preload_dlls()
+            # It print()s to stdout when a library is missing: that would break `doctor --json`'s output
+            # (each library's state is reported below anyway).
+            with contextlib.redirect_stdout(io.StringIO()):
+                ort.preload_dlls()
         except Exception:
             pass
     status = []
@@ -196,17 +201,25 @@ def _optimized_session(path: Path, config: SessionConfig, policy: GraphPolicy, c
             log.debug("optimized graph %s unusable (%s); rebuilding it", cached, e)
     if path.stat().st_size > _MAX_CACHED_GRAPH:
         return None
+    tmp = cache / f".{path.name}.{os.getpid()}.tmp"
     try:
         cache.mkdir(parents=True, exist_ok=True)
-        tmp = cache / f".{path.name}.{os.getpid()}.tmp"
         opts = _session_options(config, policy)
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
         opts.optimized_model_filepath = str(tmp)
         session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
         os.replace(tmp, cached)
         return session
-    except OSError as e:  # read-only or full cache: run without it
+    # Exception, not only OSError: onnxruntime raises its own errors when it cannot write the optimized
+    # graph (the folder trimmed away by another process meanwhile, a full disk). A read-only or full cache
+    # only means running without it; a graph that really does not load fails again in the plain load,
+    # with the caller's error handling.
+    except Exception as e:
         log.debug("cannot cache the optimized graph in %s: %s", cache, e)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
         return None
 
 

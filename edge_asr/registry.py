@@ -38,6 +38,18 @@ def model_folder(name: str, quantization: str = DEFAULT_QUANTIZATION) -> Path:
     return cache_dir() / "models" / f"{name}-{quantization}"
 
 
+def cached_model(name: str) -> Path | None:
+    """The cache's folder for ``name``: a ``name-quant`` folder, or a bare name (int8 preferred); None
+    when the cache has none. Never looks in the current directory (`edge-asr models remove` uses it)."""
+    root = cache_dir() / "models"
+    if (root / name).is_dir():
+        return root / name
+    for quant in (DEFAULT_QUANTIZATION,) + tuple(q for q in QUANTIZATIONS if q != DEFAULT_QUANTIZATION):
+        if (root / f"{name}-{quant}").is_dir():
+            return root / f"{name}-{quant}"
+    return None
+
+
 def resolve_model(name_or_path: str | os.PathLike) -> Path:
     """A model folder path, a cached ``name-quant`` folder, or a bare name (int8 preferred)."""
     path = Path(name_or_path).expanduser()
@@ -45,11 +57,9 @@ def resolve_model(name_or_path: str | os.PathLike) -> Path:
         return path
     name = str(name_or_path)
     root = cache_dir() / "models"
-    if (root / name).is_dir():
-        return root / name
-    for quant in (DEFAULT_QUANTIZATION,) + tuple(q for q in QUANTIZATIONS if q != DEFAULT_QUANTIZATION):
-        if (root / f"{name}-{quant}").is_dir():
-            return root / f"{name}-{quant}"
+    found = cached_model(name)
+    if found is not None:
+        return found
     if name in KNOWN_MODELS or name.rsplit("-", 1)[0] in KNOWN_MODELS:
         base = name.rsplit("-", 1)[0] if name not in KNOWN_MODELS else name
         quant = name.rsplit("-", 1)[1] if name not in KNOWN_MODELS else DEFAULT_QUANTIZATION

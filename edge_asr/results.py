@@ -64,7 +64,8 @@ class TranscriptionInfo:
 
     language: str
     duration: float  # seconds of audio
-    duration_after_vad: float  # seconds that are decoded (== duration without vad_filter / batched mode)
+    duration_after_vad: float  # seconds that are decoded: == duration without vad_filter in sequential
+    # mode; in batched mode (which always uses VAD) the length of its speech windows
     options: "TranscribeOptions" = field(repr=False)
     language_probs: dict[str, float] | None = field(default=None, repr=False)  # when detected
 

@@ -29,7 +29,8 @@ the text committed before it kept in ``committed_text``. Events also go to a bou
 ``events()``: when nobody reads it, the oldest events are discarded (``events_discarded`` counts them),
 so a callback-only app does not grow memory. At interpreter exit, streams whose worker still runs are
 closed (as ``close()``: the running update ends, the text already shown is committed and reaches the
-callbacks) instead of the daemon worker being killed in the middle of a graph call.
+callbacks) instead of the daemon worker being killed in the middle of a graph call; exit waits at most
+``EXIT_TIMEOUT_S`` for that update (a worker blocked in a callback is left, uncommitted).
 
 Modules: stream_input.py (queue, conversion, resampling, backlog), buffer_decoder.py (one update's decode),
 commit_policy.py (which words are final), this one (the driver: buffer, VAD, steps, events, stats).
@@ -67,6 +68,10 @@ STREAMED_TRANSCRIBE_FIELDS = frozenset({
 
 # Streams with a running worker, closed at interpreter exit (weak: a dropped stream is not kept alive).
 _RUNNING: weakref.WeakSet = weakref.WeakSet()
+# How long exit waits for a worker's running update. Bounded: a worker blocked in a callback that needs the
+# main thread (e.g. on_event=queue.Queue(maxsize=1).put, drained by the main thread) never ends, and an
+# unbounded join would hang interpreter exit for good.
+EXIT_TIMEOUT_S = 10.0
 
 
 @atexit.register
@@ -75,8 +80,10 @@ def _close_running_streams() -> None:
     # here keeps the text on screen and avoids a worker killed inside onnxruntime at teardown.
     for stream in list(_RUNNING):
         try:
-            stream.close()
-        except Exception:  # exit must go on; the stream's error is already in its events
+            stream.close(timeout=EXIT_TIMEOUT_S)
+        except Exception:  # noqa: BLE001 - a callback's error must not stop exit or skip the other streams
+            # (atexit would print it and go on to the next hook, leaving these streams' workers to be
+            # killed mid-update); a decoding error already reached the app as an "error" event
             pass
 
 
@@ -242,6 +249,7 @@ class StreamingTranscriber:
         self.stats = UpdateStats()
         self._closed = False
         self._stop = False  # close(): the worker returns without decoding more
+        self._ended = False  # finish() or close() is done: final text committed, events() ended
         self._error: BaseException | None = None
         self._worker: threading.Thread | None = None
         self._wake = threading.Event()
@@ -274,24 +282,34 @@ class StreamingTranscriber:
                 self._worker.join()
             elif self._error is None:
                 self._guarded(self._process, True)
+            self._ended = True
             self._put(None)
+            _RUNNING.discard(self)
         self._raise_if_failed()
         return self.committed_text
 
-    def close(self) -> str:
+    def close(self, timeout: float | None = None) -> str:
         """Stop now: the worker ends after the update it is running, audio not yet decoded is discarded,
         and the tentative text already shown is committed. Returns the committed transcript. Use
-        :meth:`finish` to decode everything first."""
-        if not self._closed:
+        :meth:`finish` to decode everything first.
+
+        ``timeout``: wait at most this many seconds for the worker's running update (None: until it
+        ends). If it is still running then (e.g. blocked in a callback), nothing is committed, since the
+        worker still owns the policy; calling ``close()`` again waits again and commits."""
+        if not self._ended:  # also after a close() that timed out: the worker may have ended since
             self._stop = self._closed = True
             self._input.close()
             self._input.take(None)  # discard what was not decoded
             if self._worker is not None:
                 self._wake.set()
-                self._worker.join()
+                self._worker.join(timeout)
+                if self._worker.is_alive():
+                    return self.committed_text
             if self._error is None:
                 self._flush()
+            self._ended = True
             self._put(None)
+            _RUNNING.discard(self)
         return self.committed_text
 
     def __enter__(self) -> StreamingTranscriber:
@@ -300,10 +318,9 @@ class StreamingTranscriber:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self.finish()
-        else:  # keep the caller's exception; still stop the worker
-            self._closed = True
-            self._input.close()
-            self._wake.set()
+        else:  # keep the caller's exception; stop now and commit what is shown (as close()). Only
+            # flagging the worker left it running, and at exit it was killed mid-update, the text lost.
+            self.close()
 
     # ---- output ------------------------------------------------------------------------------
     def add_callback(self, fn: Callable[[StreamEvent], None]) -> None:
@@ -406,7 +423,7 @@ class StreamingTranscriber:
     def _process(self, final: bool) -> None:
         """Decode at every step boundary of received audio, so results do not depend on how the audio
         was chunked. With ``catch_up`` (background mode), when two steps or more are queued (compute fell
-        behind), take it all at once: one larger step catches up instead of a backlog of updates."""
+        behind), take it at once (up to a full buffer): one larger step catches up instead of a backlog of updates."""
         if self._worker is not None:
             self._drop_backlog()
         while not self._stop:
@@ -416,11 +433,16 @@ class StreamingTranscriber:
             step = max(1, int(step_s * SAMPLE_RATE))
             # Two steps or more waiting (compute fell behind real time): decode them in one update, so the
             # effective step stretches to what this CPU can keep up with. More than max_buffer_s queued:
-            # always (one large step instead of a backlog of updates).
+            # always (large steps instead of a backlog of updates).
             catch_up = self.options.catch_up if self.options.catch_up is not None else self._worker is not None
             behind = (catch_up and self._input.pending >= 2 * step) or \
                 self._input.pending > self.options.max_buffer_s * SAMPLE_RATE
-            new = self._input.take(None if (behind or final) else step - self._since_decode)
+            # A large take fills the buffer up to max_buffer_s (at least the step), and the loop goes on:
+            # taking it all made one buffer of the whole backlog (feed(60 s) inline: one decode of 60 s,
+            # of which the encoder hears 30 s, everything committed and lag_s 0).
+            room = max(1, step - self._since_decode,
+                       int(self.options.max_buffer_s * SAMPLE_RATE) - self._buffer.size)
+            new = self._input.take(room if (behind or final) else step - self._since_decode)
             if new.size:
                 self._append(new)
             pending = self._input.pending

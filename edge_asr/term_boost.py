@@ -16,6 +16,13 @@ raises that token's log-probability by at most b and by less the likelier it alr
 ~0), so a term the model already says is left alone, and no hypothesis can run away on repeated
 bonuses (where prompt hotwords caused repetition loops). Timestamp and special tokens are never in the
 trie, and the forced prefix is fed, not sampled, so it never gets a bonus (it only sets the match state).
+The bonus steers the choice only: the decoder takes log-probabilities from the logits before it
+(decoding.py), so avg_logprob, beam ranking, fallback and the silence rule see the model's own confidence.
+
+Languages written without spaces (tokenizer.NO_SPACE_LANGUAGES) have no word boundaries to wait for, so
+there a term may start after any token. Limitation: the trie is walked with decoded token texts, so a
+character the vocabulary spells as several byte tokens (each decodes to U+FFFD; base's tokenizer splits
+some CJK characters, "索" of "深度求索") breaks the match: such a term is boosted only up to that character.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import numpy as np
 
 from .errors import OptionError
 from .logit_filters import LogitFilter
-from .tokenizer import Tokenizer
+from .tokenizer import NO_SPACE_LANGUAGES, Tokenizer
 
 DEFAULT_BOOST_WEIGHT = 24.0  # logit bonus of a whole match (chosen with `edge-asr bench boost`, README)
 # The bonus at a share p of a term matched is weight * p ** PROGRESS_EXPONENT, and a start token counts at
@@ -84,8 +91,11 @@ def parse_terms(specs: Iterable[str], default_weight: float) -> tuple[BoostTerm,
 
 def term_forms(text: str) -> list[str]:
     """The spellings a transcript may use: as written, lowercase, Capitalized, UPPER; each with and
-    without a leading space (a word mid-sentence vs at the start or after punctuation)."""
-    cased = dict.fromkeys([text, text.lower(), text[:1].upper() + text[1:], text.upper()])
+    without a leading space (a word mid-sentence vs at the start or after punctuation). Capitalized twice:
+    first letter up and the rest as written ("iPhone" -> "IPhone"), and the rest lowercase, so a term
+    listed in capitals ("ZORVEXA") still matches the name as the model writes it ("Zorvexa")."""
+    cased = dict.fromkeys([text, text.lower(), text[:1].upper() + text[1:], text[:1].upper() + text[1:].lower(),
+                           text.upper()])
     return [p + form for form in cased for p in (" ", "")]
 
 
@@ -135,8 +145,8 @@ class TermTrie:
     match when its text spells the next characters of some form, so every tokenization of a term
     matches (tiny.en writes "Zorvexa" as " Z" "or" "ve" "x" "a", not the tokenizer's " Z" "or" "ve" "xa").
     Node 0 is the root. A token reaching node n gets ``weight * progress(n) ** PROGRESS_EXPONENT``, with
-    progress the largest share of a form's characters matched there (leading space not counted) and
-    weight the largest among the terms through it: the bonus grows with the match, and a one-letter start
+    progress the share of a form's characters matched there (leading space not counted), the largest such
+    bonus among the terms through the node: the bonus grows with the match, and a one-letter start
     (" Z") gets little, a long one at most that of a third of the term (START_PROGRESS_CAP). Starts come
     from the forms as written, Capitalized and UPPER (see below)."""
 
@@ -145,7 +155,10 @@ class TermTrie:
         self.terms = tuple(terms)
         self.children: list[dict[str, int]] = [{}]
         self.progress = [0.0]
-        self.weight = [0.0]
+        # Per node, the largest bonus any one term gives there (weight x progress ** exponent of the same
+        # term): maxima of weight and of progress taken apart would mix terms (["Bron:2", "Brondax:40"]
+        # gave " Bron" Brondax's weight at Bron's full progress, 40 instead of 40 x (4/7) ** 1.5).
+        self.node_bonus = [0.0]
         self.ends: dict[int, frozenset[int]] = {}  # node -> the terms a form of which ends there
         starts: list[dict[int, tuple[float, bool]]] = []  # per term: start token -> (bonus, space-led)
         for index, term in enumerate(self.terms):
@@ -160,10 +173,11 @@ class TermTrie:
                         self.children[node][ch] = child
                         self.children.append({})
                         self.progress.append(0.0)
-                        self.weight.append(0.0)
+                        self.node_bonus.append(0.0)
                     progress = max(0, k - (len(form) - letters)) / letters  # of the term's own characters
                     self.progress[child] = max(self.progress[child], progress)
-                    self.weight[child] = max(self.weight[child], term.weight)
+                    self.node_bonus[child] = max(self.node_bonus[child],
+                                                 term.weight * progress ** PROGRESS_EXPONENT)
                     # Lowercase forms of a name only continue a match the model started: their prefixes
                     # are common words (" to" of "torvalin" made "moved the database" "moved to make").
                     may_start = form.strip() != term.text.lower() or term.text == term.text.lower()
@@ -190,7 +204,7 @@ class TermTrie:
         return len(self.children)
 
     def bonus(self, node: int) -> float:
-        return self.weight[node] * self.progress[node] ** PROGRESS_EXPONENT
+        return self.node_bonus[node]
 
     def walk(self, node: int, text: str) -> int | None:
         """The node ``text`` leads to from ``node``, None when it leaves the trie."""
@@ -279,7 +293,11 @@ def term_trie(tokenizer: Tokenizer, specs: Sequence[str], default_weight: float)
         trie = TermTrie(tokenizer, parse_terms(specs, default_weight))
         for old in list(cache)[:max(0, len(cache) - MAX_CACHED_TRIES + 1)]:  # a copy: threads share it
             cache.pop(old, None)
-        cache[key] = trie
+    else:
+        # Least recently used goes first: a hit moves to the end (insertion order), so a server's steady
+        # list is not rebuilt after MAX_CACHED_TRIES other lists pass by.
+        cache.pop(key, None)
+    cache[key] = trie
     return trie
 
 
@@ -288,21 +306,39 @@ class TermBoost(LogitFilter):
     step (the forced prefix on the first), reordered with the rows when beam search reselects them.
     A term a row has written is not started by a bonus again in that row: its own text now prompts a
     repeat, and boosting repeats turned Whisper's repetition loops into term loops ("to Ostravane lean to
-    Ostravane lean ..." at weight 12 with beam search)."""
+    Ostravane lean ..." at weight 12 with beam search). A term counts as written when the word ends there
+    (the next token starts another word): " artist" does not write the term "Art".
 
-    def __init__(self, trie: TermTrie, tokenizer: Tokenizer):
+    ``language``: the decode language. In languages written without spaces (NO_SPACE_LANGUAGES: zh, ja,
+    th, ...) every position is a word boundary, so a term may start anywhere."""
+
+    def __init__(self, trie: TermTrie, tokenizer: Tokenizer, language: str | None = None):
         self.trie = trie
         self.tokenizer = tokenizer
+        self.no_spaces = language in NO_SPACE_LANGUAGES
         self.node = np.zeros(0, dtype=np.int64)
         self.boundary = np.zeros(0, dtype=bool)
         self.seen = np.zeros(0, dtype=np.int64)  # tokens of each row already folded into its state
         self.used: list[frozenset[int]] = []  # terms each row has completed
+        self.pending: list[frozenset[int]] = []  # terms whose form ended at the row's last token
+        self.added: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # last apply's (rows, ids, bonus)
 
     def _ends_word(self, token: int) -> bool:
         """Whether a term without a leading space may start after ``token``: after a timestamp or
-        special token, or text that ends in neither a letter nor a digit (punctuation, a hyphen)."""
+        special token, or text that ends in neither a letter nor a digit (punctuation, a hyphen);
+        anywhere in a language written without spaces."""
+        if self.no_spaces:
+            return True
         text = self.trie.texts.text(token)
         return not (text and text[-1].isalnum())
+
+    def _starts_word(self, token: int) -> bool:
+        """Whether ``token`` begins a new word (so a form that ended just before it was a whole word):
+        a leading space, punctuation, a timestamp or special token; always without spaces."""
+        if self.no_spaces:
+            return True
+        text = self.trie.texts.text(token)
+        return not (text and text[0].isalnum())
 
     def apply(self, logits, tokens):
         rows = len(tokens)
@@ -311,25 +347,33 @@ class TermBoost(LogitFilter):
             self.boundary = np.ones(rows, dtype=bool)
             self.seen = np.zeros(rows, dtype=np.int64)
             self.used = [frozenset()] * rows
+            self.pending = [frozenset()] * rows
         trie = self.trie
         all_ids, all_bonus, all_rows = [], [], []
         for b, seq in enumerate(tokens):
-            node, boundary, used = int(self.node[b]), bool(self.boundary[b]), self.used[b]
+            node, boundary, used, pending = int(self.node[b]), bool(self.boundary[b]), self.used[b], self.pending[b]
             for t in seq[self.seen[b]:]:
+                if pending and self._starts_word(t):  # the form that ended was the whole word
+                    used = used | pending
+                pending = frozenset()
                 node = trie.advance(node, boundary, t)
                 boundary = self._ends_word(t)
                 if node in trie.ends:
-                    used = used | trie.ends[node]
-            self.node[b], self.boundary[b], self.seen[b], self.used[b] = node, boundary, len(seq), used
+                    pending = trie.ends[node]
+            self.node[b], self.boundary[b], self.seen[b] = node, boundary, len(seq)
+            self.used[b], self.pending[b] = used, pending
             ids, bonus = trie.candidates(node, boundary, used)
             if len(ids):
                 all_ids.append(ids)
                 all_bonus.append(bonus)
                 all_rows.append(np.full(len(ids), b, dtype=np.int64))
+        self.added = None
         if all_ids:  # (row, token) pairs are unique per row, so one fancy-indexed add covers every row
-            logits[np.concatenate(all_rows), np.concatenate(all_ids)] += np.concatenate(all_bonus)
+            self.added = (np.concatenate(all_rows), np.concatenate(all_ids), np.concatenate(all_bonus))
+            logits[self.added[0], self.added[1]] += self.added[2]
 
     def reorder(self, source: np.ndarray) -> None:
         if len(self.node):
             self.node, self.boundary, self.seen = self.node[source], self.boundary[source], self.seen[source]
             self.used = [self.used[int(i)] for i in source]
+            self.pending = [self.pending[int(i)] for i in source]

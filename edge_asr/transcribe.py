@@ -52,6 +52,14 @@ def _next_words_segment(segments: list[dict]) -> dict | None:
     return next((s for s in segments if s.get("words")), None)
 
 
+def _first_word_start(segments: list[dict], default: float) -> float:
+    return next((w["start"] for s in segments for w in s.get("words") or []), default)
+
+
+def _word_count(segments: list[dict]) -> int:
+    return sum(len(s.get("words") or []) for s in segments)
+
+
 def _get_end(segments: list[dict]) -> float | None:
     return next((w["end"] for s in reversed(segments) for w in reversed(s.get("words") or [])),
                 segments[-1]["end"] if segments else None)
@@ -150,6 +158,30 @@ class Transcriber:
                 continue
             previous_seek = seek
             current, advance, single_ending = steps.split_segments(result, time_offset, segment_size)
+            words_done = False
+            if want_words and len(prompt) > len(hotword_tokens) and not prefix:
+                # Conditioned on the previous text, Whisper sometimes skips the speech at a window's
+                # start and still opens with <|0.00|>; only the word times show it. Measured (issue 18,
+                # a 60-minute timeline): whole clips lost this way; the same window decoded without the
+                # previous text was complete. When VAD hears a second or more of speech before the
+                # first word, decode again without it; keep the retry when it starts earlier with no fewer words.
+                steps.add_words(current, state, segment_size, language, time_offset, last_speech_timestamp)
+                words_done = True
+                first = _first_word_start(current, time_offset + segment_duration)
+                if vad_chunks is None:
+                    vad_chunks = speech_chunks(audio)
+                skipped = speech_in(vad_chunks, seek * HOP_LENGTH, int((first - MIN_REMAINDER_S) * SAMPLE_RATE))
+                if skipped >= MIN_REMAINDER_S * SAMPLE_RATE:
+                    retry = steps.decode_with_fallback(state, prompt[:len(hotword_tokens)], language,
+                                                       sample_len=sample_len, no_speech_heard=no_speech_heard)
+                    if not steps.is_silence(retry):
+                        again = steps.split_segments(retry, time_offset, segment_size)
+                        steps.add_words(again[0], state, segment_size, language, time_offset, last_speech_timestamp)
+                        # Earlier, and not at the price of words: measured, one retry started 3 s earlier
+                        # with the previous clip's last word and then dropped a whole clip at its end.
+                        if (_first_word_start(again[0], first) <= first - MIN_REMAINDER_S
+                                and _word_count(again[0]) >= _word_count(current)):
+                            result, (current, advance, single_ending) = retry, again
             seek += advance
             if advance == segment_size and current:
                 # Whisper ended the window before its audio did (a lone final timestamp: "nothing more
@@ -163,7 +195,8 @@ class Transcriber:
                     if speech_in(vad_chunks, rest * HOP_LENGTH, seek * HOP_LENGTH) >= MIN_REMAINDER_S * SAMPLE_RATE:
                         seek = rest
             if want_words:
-                steps.add_words(current, state, segment_size, language, time_offset, last_speech_timestamp)
+                if not words_done:
+                    steps.add_words(current, state, segment_size, language, time_offset, last_speech_timestamp)
                 if not single_ending:
                     last_word_end = _get_end(current)
                     if last_word_end is not None and last_word_end > time_offset:

@@ -27,6 +27,12 @@ FRAME_SAMPLES = 512  # one probability per 32 ms frame at 16 kHz
 CONTEXT_SAMPLES = 64  # the streaming model prepends the previous frame's tail; the sequence model wants it explicitly
 STATE_SIZE = 128
 MAX_FRAMES = 512  # frames per ONNX call (~16.4 s): bounds transient memory, few Python iterations
+# Silero's LSTM state can stick after speech: measured (issue 18, a 60-minute timeline of real clips), the
+# 4 s after one speaker's last words left the state where a 26 s clip of another speaker scored ~0 in every
+# frame (0.92 median alone), so VAD-driven modes lost the whole clip. After this much audio the model calls
+# quiet, the state is reset (a fresh state is how every file starts; in silence it changes nothing else).
+QUIET_PROB = 0.1
+RESET_AFTER_QUIET_FRAMES = 32  # ~1 s
 DEFAULT_MODEL = Path(__file__).resolve().parent / "assets" / "silero_vad_16k_sequence.onnx"
 
 
@@ -96,8 +102,27 @@ class SileroVad:
 
     def run_frames(self, samples: np.ndarray, state: "_LstmState") -> np.ndarray:
         """Probabilities of whole frames ``samples`` (a multiple of 512) following ``state``, which is
-        advanced: the context and LSTM state cross calls, so splitting audio does not change the output."""
+        advanced: the context and LSTM state cross calls, so splitting audio does not change the output.
+        The LSTM state is reset after every ``RESET_AFTER_QUIET_FRAMES`` quiet frames (see QUIET_PROB)."""
         frames = samples.reshape(-1, FRAME_SAMPLES)
+        out = []
+        start = 0
+        while start < len(frames):
+            # Run up to the frame where a reset could next fall due, so the reset lands exactly there
+            # whatever the call boundaries are.
+            step = min(len(frames) - start, max(1, RESET_AFTER_QUIET_FRAMES - state.quiet))
+            probs = self._run(frames[start:start + step], state)
+            loud = np.flatnonzero(probs >= QUIET_PROB)
+            state.quiet = state.quiet + step if loud.size == 0 else step - 1 - int(loud[-1])
+            if state.quiet >= RESET_AFTER_QUIET_FRAMES:
+                state.h = np.zeros_like(state.h)
+                state.c = np.zeros_like(state.c)
+                state.quiet = 0
+            out.append(probs)
+            start += step
+        return np.concatenate(out) if out else np.empty(0, np.float32)
+
+    def _run(self, frames: np.ndarray, state: "_LstmState") -> np.ndarray:
         block = np.empty((len(frames), CONTEXT_SAMPLES + FRAME_SAMPLES), dtype=np.float32)
         block[0, :CONTEXT_SAMPLES] = state.context
         block[1:, :CONTEXT_SAMPLES] = frames[:-1, -CONTEXT_SAMPLES:]
@@ -113,6 +138,7 @@ class _LstmState:
     h: np.ndarray
     c: np.ndarray
     context: np.ndarray  # the previous frame's last samples (zeros before the very first frame)
+    quiet: int = 0  # quiet frames since the last reset or loud frame
 
     @classmethod
     def initial(cls) -> "_LstmState":

@@ -8,6 +8,7 @@ covers live in transcribe.py (sequential seek), batched.py (VAD windows) and str
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -44,6 +45,12 @@ class WindowSteps:
     def __init__(self, backend: OnnxBackend, tokenizer: Tokenizer, options: TranscribeOptions):
         if (options.word_timestamps or options.hallucination_silence_threshold) and not backend.has_alignment:
             raise DecodingError(WORD_TIMESTAMPS_UNAVAILABLE)
+        if options.task is None:
+            # The model's default task: a fine-tune's generation_config task (manifest), as its language
+            # is the default language; English-only models only transcribe. Resolved once here, so the
+            # language check, every decode and word timing use the same task.
+            task = backend.manifest.task if tokenizer.multilingual else None
+            options = replace(options, task=task or "transcribe")
         self.backend = backend
         self.tokenizer = tokenizer
         self.options = options

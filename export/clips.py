@@ -30,9 +30,13 @@ def _from_jsonl(path: Path) -> list[Clip]:
             entry = json.loads(line)
             audio = entry.get("audio") or entry["path"]
         except (ValueError, KeyError, AttributeError, TypeError):
-            raise ClipListError(f"{path}:{n} is not a JSON object with an \"audio\" (or \"path\") field") from None
-        file = (path.parent / audio) if not Path(audio).is_absolute() else Path(audio)
+            raise ClipListError(f"{path}:{n} is not a JSON object with an \"audio\" (or \"path\") field "
+                                "(the list is JSON lines: one object a line)") from None
         reference = entry.get("text", entry.get("reference"))
+        # Checked here: {"audio": 5} would otherwise fail as a TypeError in Path(), outside this message.
+        if not isinstance(audio, str) or not (reference is None or isinstance(reference, str)):
+            raise ClipListError(f"{path}:{n}: \"audio\" must be a path (string) and \"text\" a string")
+        file = (path.parent / audio) if not Path(audio).is_absolute() else Path(audio)
         clips.append(Clip(entry.get("id") or file.stem, load_audio(file), reference))
     if not clips:
         raise ClipListError(f"the clip list {path} lists no clip")
@@ -48,6 +52,9 @@ def load_clips(paths: list[str]) -> list[Clip]:
             clips += _from_jsonl(path)
             continue
         text = path.with_suffix(".txt")
-        reference = text.read_text(encoding="utf-8").strip() if text.is_file() else None
+        try:
+            reference = text.read_text(encoding="utf-8").strip() if text.is_file() else None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ClipListError(f"cannot read the reference text {text} (UTF-8 expected): {e}") from None
         clips.append(Clip(path.name, load_audio(path), reference))
     return clips

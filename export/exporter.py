@@ -19,7 +19,7 @@ from edge_asr.quantization import DEFAULT_INT8_SCHEME
 from .drift import DriftBounds, ExportDriftError, drift_violations
 from .generation import GenerationConfigError, carried_generation
 from .graphs import default_alignment_heads
-from .lora import AdapterError, is_adapter, load_merged
+from .lora import AdapterError, fp32_load_kwargs, is_adapter, load_merged
 from .onnx_graphs import OPSET, export_graphs, quantize_graph
 from .tokenizer_files import repair_tokenizer_json, special_tokens
 from .reference import bundled_clips, write_reference
@@ -68,7 +68,7 @@ def _load_checkpoint(src: str, processor: str | None, base: str | None = None):
             raise ExportError(str(e)) from None
     else:
         try:
-            model = WhisperForConditionalGeneration.from_pretrained(src).eval()
+            model = WhisperForConditionalGeneration.from_pretrained(src, **fp32_load_kwargs()).eval()
         except (OSError, ValueError) as e:
             raise ExportError(f"cannot load a transformers Whisper checkpoint from {src!r}: {e}") from None
     processor = processor or _default_processor(src, base)
@@ -110,7 +110,7 @@ def export_model(src: str | Path, out: str | Path, quantize: str = "int8", *, pr
                  name: str | None = None, clips: list[Clip] | None = None, force: bool = False,
                  word_timestamps: bool = True, int8_scheme: str = DEFAULT_INT8_SCHEME,
                  terms: list[str] | tuple[str, ...] = (), base: str | None = None, mel_padding: str = "audio",
-                 accept_drift: bool | None = None, drift_bounds: DriftBounds = DriftBounds(),
+                 accept_drift: bool = False, drift_bounds: DriftBounds = DriftBounds(),
                  log: Callable[[str], None] = print) -> tuple[Path, dict]:
     """Export ``src`` to the model folder ``out``; return (folder, validation report).
 
@@ -118,7 +118,8 @@ def export_model(src: str | Path, out: str | Path, quantize: str = "int8", *, pr
     (merged into ``base``, default the base its adapter_config.json names) or a hub id. ``clips`` (with
     reference texts, optionally) validate the folder against PyTorch; ``terms`` adds term recall to that
     report. A quantized export whose validation drifts beyond ``drift_bounds`` fails
-    (ExportDriftError, the folder kept as OUT.failed) unless ``accept_drift`` (default: ``force``).
+    (ExportDriftError, the folder kept as OUT.failed) unless ``accept_drift``; ``force`` only replaces an
+    existing ``out`` (replacing a folder is no reason to keep a drifting one).
     ``mel_padding`` (edge_asr.features.MEL_PADDINGS) is how the runtime pads a short last window:
     "audio" as transformers' feature extractor, which fine-tunes train with; ``pull`` passes "log-mel"
     for OpenAI's stock weights (README "Your own vocabulary" has the measurement).
@@ -132,8 +133,6 @@ def export_model(src: str | Path, out: str | Path, quantize: str = "int8", *, pr
         raise ExportError(f"--quantize must be int8, fp32 or fp16, not {quantize!r}")
     if mel_padding not in MEL_PADDINGS:
         raise ExportError(f"mel_padding must be one of {', '.join(MEL_PADDINGS)}, not {mel_padding!r}")
-    if accept_drift is None:
-        accept_drift = force
     out = Path(out).expanduser().resolve()
     if out.exists() and any(out.iterdir()) and not force:
         raise ExportError(f"{out} exists and is not empty; pass --force to replace it")
@@ -235,6 +234,9 @@ def export_model(src: str | Path, out: str | Path, quantize: str = "int8", *, pr
                 + (f", {len(terms)} term(s)" if terms else "") + (" (fp32 beside it)" if compare else ""))
             report = validate_folder(model, final, clips, quantize, terms=terms, compare=compare)
             if compare_fp32:
+                # Which temporary graphs validation loaded: `pull` drops only their optimized copies.
+                report["compared_graphs"] = {"fp32": {g["file"]: fp32_manifest["files"][g["file"]]["sha256"]
+                                                      for g in graphs.values()}}
                 shutil.rmtree(fp32_dir)
         else:
             report = {"quantization": quantize, "clips": [], "passed": None, "note": "no validation clips given"}
@@ -246,7 +248,7 @@ def export_model(src: str | Path, out: str | Path, quantize: str = "int8", *, pr
             report["passed"] = not violations
             if violations and accept_drift:
                 log(f"WARNING: the {quantize} export drifts beyond the bounds ({'; '.join(violations)}); kept "
-                    "because --force was given")
+                    "because drift was accepted (--accept-drift)")
         (final / "validation.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
         manifest["validation"] = {k: report.get(k) for k in (
             "passed", "encoder_max_abs_diff", "logits_max_abs_diff", "mean_kl", "top1_agreement", "tokens_identical",
@@ -259,10 +261,12 @@ def export_model(src: str | Path, out: str | Path, quantize: str = "int8", *, pr
             shutil.rmtree(failed, ignore_errors=True)
             shutil.move(str(final), failed)
             if violations:
+                # Another int8 scheme is only a remedy for an int8 export.
+                other_scheme = ", try --int8-scheme int8-u8u8" if quantize == "int8" else ""
                 raise ExportDriftError(
                     f"the {quantize} export drifts from the PyTorch model beyond the bounds: {'; '.join(violations)}. "
-                    f"Report and files kept in {failed}. Export fp32 (--quantize fp32), try --int8-scheme "
-                    "int8-u8u8, or pass --force to keep this folder anyway")
+                    f"Report and files kept in {failed}. Export fp32 (--quantize fp32){other_scheme}, or pass "
+                    "--accept-drift to keep this folder anyway")
             raise ExportValidationError(
                 f"the fp32 export diverges from PyTorch beyond tolerance (encoder diff "
                 f"{report['encoder_max_abs_diff']:.3g}, logits diff {report['logits_max_abs_diff']:.3g}, "

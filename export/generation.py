@@ -20,7 +20,8 @@ def _language_code(value, languages: dict[str, int]) -> str | None:
     """"de", "german", "German", "<|de|>" -> "de" (transformers accepts all of them)."""
     if value is None:
         return None
-    text = str(value).strip()
+    # Lower-cased first: transformers accepts "DE" or "<|DE|>" too, so a fine-tune it decodes must export.
+    text = str(value).strip().lower()
     if text.startswith("<|") and text.endswith("|>"):
         text = text[2:-2]
     if text in languages:
@@ -29,7 +30,7 @@ def _language_code(value, languages: dict[str, int]) -> str | None:
         from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
     except ImportError:  # pragma: no cover - the export extra ships transformers
         TO_LANGUAGE_CODE = {}
-    code = TO_LANGUAGE_CODE.get(text.lower())
+    code = TO_LANGUAGE_CODE.get(text)
     if code in languages:
         return code
     raise GenerationConfigError(

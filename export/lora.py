@@ -28,6 +28,18 @@ def adapter_base(src: str | Path) -> str | None:
         return None
 
 
+def fp32_load_kwargs() -> dict:
+    """from_pretrained() arguments that load the weights as float32 whatever dtype they were saved in:
+    transformers 5 loads a checkpoint in its saved dtype (an fp16 fine-tune stays fp16, and the graphs,
+    quantization and the PyTorch reference would be fp16), 4.x always loaded float32. The argument is
+    ``dtype`` since transformers 4.56, ``torch_dtype`` before."""
+    import torch
+    import transformers
+
+    major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
+    return {"dtype" if (major, minor) >= (4, 56) else "torch_dtype": torch.float32}
+
+
 def load_merged(src: str | Path, base: str | None = None):
     """The base Whisper model with the adapter in ``src`` merged in (eval mode); ``base`` overrides the
     base recorded in adapter_config.json (e.g. when it was a path on the training machine)."""
@@ -42,7 +54,7 @@ def load_merged(src: str | Path, base: str | None = None):
         raise AdapterError(f"{src}/{ADAPTER_CONFIG} names no base model; pass --base-model with the checkpoint "
                            "the adapter was trained on")
     try:
-        model = WhisperForConditionalGeneration.from_pretrained(base)
+        model = WhisperForConditionalGeneration.from_pretrained(base, **fp32_load_kwargs())
     except (OSError, ValueError) as e:
         raise AdapterError(f"cannot load the adapter's base model {base!r} ({e}); pass --base-model with the "
                            "folder or hub id of the checkpoint the adapter was trained on") from None

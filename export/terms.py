@@ -2,19 +2,19 @@
 
 The number a domain fine-tune is made for ("Zorvexa" heard as "Zorvexa", not "Sorvexa"): for every
 term, its occurrences in the reference text count, and a hypothesis recalls at most as many as it
-holds. Matching is on lower-cased word sequences with punctuation removed, so "Zorvexa's" and
-"Zorvexa," count for "Zorvexa" and a multi-word term must appear with its words in order.
+holds. Matching is on word sequences after Whisper's English normalizer (edge_asr.scoring, as the WER),
+so "Zorvexa's" and "Zorvexa," count for "Zorvexa", "Mr. Brondax" for "Mister Brondax", and a
+multi-word term must appear with its words in order. `edge-asr bench boost` (benchmarks/term_boost.py)
+counts with the same functions, and term lists are read as ``--boost-file`` reads them.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Sequence
 
-from edge_asr.errors import EdgeASRError
-
-_NON_WORD = re.compile(r"[^\w]+")
+from edge_asr.cli_options import read_lines_file
+from edge_asr.errors import EdgeASRError, OptionError
 
 
 class TermListError(EdgeASRError, ValueError):
@@ -22,24 +22,32 @@ class TermListError(EdgeASRError, ValueError):
 
 
 def load_terms(path: str | Path) -> list[str]:
-    """Terms from a text file: one per line; blank lines and lines starting with '#' are skipped."""
+    """Terms from a text file: one per line; blank lines and # comments (a whole line, or after a space)
+    are skipped: the same reading as ``--boost-file``, so one file serves both."""
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
+        terms = read_lines_file(str(path))
+    except OptionError as e:
         raise TermListError(f"cannot read the term list {path}: {e}") from None
-    terms = [t.strip() for t in lines if t.strip() and not t.strip().startswith("#")]
     if not terms:
         raise TermListError(f"the term list {path} holds no term (one term per line)")
     return list(dict.fromkeys(terms))
 
 
 def words(text: str) -> list[str]:
-    return _NON_WORD.sub(" ", text.lower().replace("_", " ")).split()
+    """``text`` as term matching compares it: Whisper's English normalizer, then words."""
+    from edge_asr.scoring import normalize
+
+    return normalize(text, "en").split()
+
+
+def positions(haystack: list[str], needle: list[str]) -> list[int]:
+    """Where the word sequence ``needle`` starts in ``haystack`` (normalized words, see :func:`words`)."""
+    n = len(needle)
+    return [i for i in range(len(haystack) - n + 1) if haystack[i:i + n] == needle] if n else []
 
 
 def _count(haystack: list[str], needle: list[str]) -> int:
-    n = len(needle)
-    return sum(haystack[i:i + n] == needle for i in range(len(haystack) - n + 1)) if n else 0
+    return len(positions(haystack, needle))
 
 
 def term_hits(reference: str, hypothesis: str, terms: Sequence[str]) -> dict[str, tuple[int, int]]:

@@ -47,7 +47,7 @@ def same_greedy_tokens(ours: list[int], theirs: list[int], limit: int) -> bool:
     return n >= limit - 1 and ours[:n] == theirs[:n]
 
 
-def _hf_generate(model, tokenizer, mel, language: str | None, max_new_tokens: int) -> list[int]:
+def _hf_generate(model, tokenizer, mel, language: str | None, task: str, max_new_tokens: int) -> list[int]:
     import torch
 
     # return_dict_in_generate: the plain tensor output of some transformers versions repeats the
@@ -56,11 +56,11 @@ def _hf_generate(model, tokenizer, mel, language: str | None, max_new_tokens: in
               "return_dict_in_generate": True,
               "use_cache": True}  # a Trainer checkpoint saves use_cache=False: decoding would recompute every step
     if model.generation_config.is_multilingual:
-        kwargs.update(language=language, task="transcribe")
+        kwargs.update(language=language, task=task)
     with torch.no_grad():
         out = model.generate(torch.from_numpy(mel), **kwargs)
     tokens = [int(t) for t in out["sequences"][0].tolist()]
-    prefix = tokenizer.sot_sequence(language, "transcribe", timestamps=False)
+    prefix = tokenizer.sot_sequence(language, task, timestamps=False)
     if tokens[:len(prefix)] == prefix:  # transformers versions differ in returning the forced prefix
         tokens = tokens[len(prefix):]
     return [t for t in tokens if t != tokenizer.eot]
@@ -109,7 +109,10 @@ def validate_folder(hf_model, folder: Path, clips: list[Clip], quantization: str
               for name, path in (compare or {}).items()}
     tok, backend = model.tokenizer, model.backend
     n_mels = model.manifest.dims.n_mels
-    options = DecodingOptions(language=model.manifest.language, without_timestamps=True,
+    # The fine-tune's task (manifest, from its generation_config) as the runtime applies it by default:
+    # a translate fine-tune validated as transcribe would compare a path it never takes.
+    task = (model.manifest.task if tok.multilingual else None) or "transcribe"
+    options = DecodingOptions(language=model.manifest.language, task=task, without_timestamps=True,
                               sample_len=VALIDATION_MAX_TOKENS)
     rows, kls, top1 = [], [], []
     for clip in clips:
@@ -117,7 +120,7 @@ def validate_folder(hf_model, folder: Path, clips: list[Clip], quantization: str
         mel = pad_or_trim(log_mel_spectrogram(clip.audio[:N_SAMPLES], n_mels, padding=N_SAMPLES))[None]
         state = backend.encode(mel)
         ours = DecodingTask(backend, tok, options).run(state)[0]
-        theirs = _hf_generate(hf_model, tok, mel, ours.language, VALIDATION_MAX_TOKENS)
+        theirs = _hf_generate(hf_model, tok, mel, ours.language, task, VALIDATION_MAX_TOKENS)
         with torch.no_grad():
             enc = hf_model.model.encoder(torch.from_numpy(mel)).last_hidden_state
             ref_k = torch.stack([layer.encoder_attn.k_proj(enc) for layer in hf_model.model.decoder.layers])
@@ -131,7 +134,7 @@ def validate_folder(hf_model, folder: Path, clips: list[Clip], quantization: str
             ours_v = np.stack([v.numpy() for v in state.cross_v])
             enc_diff = max(float(np.abs(ours_k - ref_k).max()), float(np.abs(ours_v - ref_v).max()))
             # Teacher-forced on PyTorch's greedy tokens: the drift along the path PyTorch decodes.
-            prefix = tok.sot_sequence(ours.language, "transcribe", timestamps=False)
+            prefix = tok.sot_sequence(ours.language, task, timestamps=False)
             forced = np.array([prefix + theirs], dtype=np.int64)
             # the encoder output computed above (one PyTorch encoder pass less per clip)
             ref_logits = hf_model(encoder_outputs=(enc,), decoder_input_ids=torch.from_numpy(forced)).logits.numpy()
@@ -155,7 +158,7 @@ def validate_folder(hf_model, folder: Path, clips: list[Clip], quantization: str
             "reference": clip.reference,
         }
         for name, other in others.items():
-            other_options = DecodingOptions(language=ours.language, without_timestamps=True,
+            other_options = DecodingOptions(language=ours.language, task=task, without_timestamps=True,
                                             sample_len=VALIDATION_MAX_TOKENS)
             row[f"{name}_text"] = DecodingTask(other.backend, other.tokenizer, other_options).run(
                 other.backend.encode(mel))[0].text

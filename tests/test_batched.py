@@ -19,6 +19,9 @@ def test_speech_windows_merge_neighbours_up_to_30_s():
               {"start": 41 * s, "end": 45 * s}]
     assert speech_windows(chunks) == [(0, 25 * s), (26 * s, 45 * s)]
     assert speech_windows([]) == []
+    # a long pause is not merged over even when the span would fit in 30 s
+    far = [{"start": 0, "end": 2 * s}, {"start": 14 * s, "end": 16 * s}, {"start": 20 * s, "end": 22 * s}]
+    assert speech_windows(far) == [(0, 2 * s), (14 * s, 22 * s)]
 
 
 def test_options_that_need_the_sequential_loop_are_refused(runtime_model_dir, sample_audio):

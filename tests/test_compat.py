@@ -10,7 +10,9 @@ import os
 import numpy as np
 import pytest
 
-from edge_asr.compat import BatchedInferencePipeline, Segment, TranscriptionInfo, UnsupportedArgumentError, WhisperModel
+from edge_asr.compat import (BatchedInferencePipeline, Segment, TranscriptionInfo, UnsupportedArgumentError,
+                             WhisperModel, Word)
+from edge_asr.vad import VadOptions
 from edge_asr.errors import EdgeASRError, ModelNotFoundError
 
 from conftest import SAMPLE, SAMPLE_TEXT, wer
@@ -151,3 +153,46 @@ def test_constructor_arguments(cache, tmp_path):
     assert loaded.detect_language(np.zeros(16000, np.float32))[:2] == ("en", 1.0)
     with pytest.raises(UnsupportedArgumentError, match="is int8"):
         WhisperModel(str(cache), compute_type="float32")
+
+
+def test_segment_and_word_are_mutable_with_deprecated_asdict():
+    # faster-whisper 1.2.1's are plain dataclasses that keep a deprecated _asdict().
+    word = Word(0.0, 0.5, " hi", 0.9)
+    segment = Segment(id=1, seek=0, start=0.0, end=1.0, text=" hi", tokens=[1], avg_logprob=-0.1,
+                      compression_ratio=1.0, no_speech_prob=0.0, words=[word], temperature=0.0)
+    segment.text = " edited"
+    word.end = 0.6
+    with pytest.warns(DeprecationWarning, match="Segment._asdict"):
+        as_dict = segment._asdict()
+    assert as_dict["text"] == " edited" and as_dict["words"] == [{"start": 0.0, "end": 0.6, "word": " hi",
+                                                                   "probability": 0.9}]
+    with pytest.warns(DeprecationWarning, match="Word._asdict"):
+        assert word._asdict()["word"] == " hi"
+
+
+def test_info_vad_options_as_faster_whisper_fills_them(model, sample_audio):
+    assert model.transcribe(sample_audio, beam_size=1)[1].vad_options is None
+    assert model.transcribe(sample_audio, beam_size=1, vad_filter=True)[1].vad_options == VadOptions()
+    given = model.transcribe(sample_audio, beam_size=1, vad_filter=True,
+                             vad_parameters={"min_silence_duration_ms": 500})[1].vad_options
+    assert given == VadOptions(min_silence_duration_ms=500)
+    _, info = BatchedInferencePipeline(model=model).transcribe(sample_audio, beam_size=1)
+    assert info.vad_options == VadOptions(max_speech_duration_s=30, min_silence_duration_ms=160)
+
+
+def test_batched_pipeline_takes_faster_whispers_batched_arguments(model, sample_audio):
+    pipeline = BatchedInferencePipeline(model=model)
+    # Accepted and ignored, as faster-whisper's batched transcribe does; timestamps off by default and
+    # only the first temperature kept.
+    segments, info = pipeline.transcribe(sample_audio, beam_size=1, condition_on_previous_text=True,
+                                         hallucination_silence_threshold=2.0)
+    options = info.transcription_options
+    assert options.without_timestamps and not options.condition_on_previous_text
+    assert options.hallucination_silence_threshold is None and options.temperatures == (0.0,)
+    assert wer(SAMPLE_TEXT, "".join(s.text for s in segments)) < 0.15
+    # Without VAD: audio of at most 30 s is decoded whole; longer audio is refused.
+    segments, info = pipeline.transcribe(sample_audio, beam_size=1, vad_filter=False)
+    assert info.duration_after_vad == info.duration and info.vad_options is None
+    assert wer(SAMPLE_TEXT, "".join(s.text for s in segments)) < 0.15
+    with pytest.raises(UnsupportedArgumentError, match="vad_filter"):
+        pipeline.transcribe(np.zeros(31 * 16000, np.float32), vad_filter=False)

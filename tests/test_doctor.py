@@ -53,7 +53,9 @@ def test_plain_doctor_reports_everything_and_exits_0_when_the_cpu_works(cache, c
     assert m["name"] == "tiny-int8" and m["scheme"] == "int8-w7" and m["size_bytes"] > 1_000_000
     assert isinstance(r["audio_input"]["devices"], list)
     assert r["audio_input"]["available"] == bool(r["audio_input"]["devices"])
-    assert r["audio_input"]["problem"] is None or r["audio_input"]["problem"]  # says what is missing
+    problem = r["audio_input"]["problem"]
+    assert (problem is None) == bool(r["audio_input"]["devices"])  # no device: it says what is missing
+    assert problem is None or (isinstance(problem, str) and problem)
 
     assert main(["doctor"]) == 0
     text = capsys.readouterr().out
@@ -81,8 +83,13 @@ def test_doctor_cuda_exit_status_names_what_is_missing(cache, capsys):
         assert ("CUDAExecutionProvider" in cuda["detail"]) if cuda["ok"] else cuda["detail"]
     code, r = run_json(capsys, "--device", "cuda", "--model", "tiny-int8")
     (model,) = [c for c in r["checks"] if c["name"] == "model tiny-int8"]
+    assert code == (0 if all(c["ok"] for c in r["checks"]) else 1) and model["detail"]
     if not HAS_CUDA_PROVIDER:
         assert code == 1 and not model["ok"] and "fallback=False" in model["detail"]
+    elif model["ok"]:  # loaded without fallback: on CUDA, files checked, fidelity measured there
+        assert " on cuda: files match" in model["detail"] and "fidelity" in model["detail"]
+    else:  # it says why: the provider could not run (fallback=False), or the fidelity verdict on CUDA
+        assert "fallback=False" in model["detail"] or "fidelity FAIL" in model["detail"]
 
 
 def test_missing_cudnn_is_named_with_its_package(monkeypatch):
@@ -110,3 +117,25 @@ def test_microphone_section_says_what_is_missing(monkeypatch):
     info = doctor.audio_input_info()
     assert info == {"available": False, "devices": [], "portaudio": None,
                     "problem": "sounddevice is not installed: pip install 'edge-asr[mic]'"}
+
+
+def test_model_check_reports_any_failure_as_a_failed_check(cache, monkeypatch):
+    """Not only EdgeASRError: an onnxruntime or other error is the model check's FAIL, not a doctor crash."""
+    import edge_asr.model
+
+    def broken(*a, **k):
+        raise RuntimeError("onnxruntime exploded")
+
+    monkeypatch.setattr(edge_asr.model, "load_model", broken)
+    assert doctor.check_model("tiny-int8", "cpu", None) == {
+        "name": "model tiny-int8", "ok": False, "detail": "RuntimeError: onnxruntime exploded"}
+
+
+def test_json_stays_json_when_preload_dlls_prints(cache, capsys, monkeypatch):
+    """onnxruntime-gpu's preload_dlls() print()s when a CUDA library is missing: not into --json's stdout."""
+    monkeypatch.setattr(ort, "preload_dlls", lambda *a, **k: print("Failed to load libcudnn.so.9"), raising=False)
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(doctor, "check_cuda_session", lambda cuda: doctor._check("cuda", False, "stubbed"))
+    monkeypatch.setattr(sys, "platform", "linux")
+    code, r = run_json(capsys)  # json.loads of the whole stdout: any stray line fails here
+    assert code == 0 and set(r) == KEYS

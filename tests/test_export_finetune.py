@@ -42,12 +42,13 @@ def test_term_recall_counts_occurrences_after_normalizing():
 
 @pytest.fixture(scope="module")
 def german_checkpoint(tmp_path_factory, tiny_checkpoint):
-    """The tiny multilingual checkpoint as a German fine-tune: language/task set, own suppress list
-    and alignment heads in generation_config.json."""
+    """The tiny multilingual checkpoint as a German fine-tune: language/task set (translate, so a runtime
+    that ignored the manifest's task and transcribed would show), own suppress list and alignment heads
+    in generation_config.json."""
     ckpt = tmp_path_factory.mktemp("de") / "tiny-de"
     shutil.copytree(tiny_checkpoint, ckpt)
     gen = json.loads((ckpt / "generation_config.json").read_text())
-    gen.update(language="german", task="transcribe", suppress_tokens=[1, 2, 3, 5, 8], alignment_heads=[[1, 2], [0, 3]])
+    gen.update(language="german", task="translate", suppress_tokens=[1, 2, 3, 5, 8], alignment_heads=[[1, 2], [0, 3]])
     (ckpt / "generation_config.json").write_text(json.dumps(gen))
     return ckpt
 
@@ -63,7 +64,7 @@ def test_generation_config_carried_into_manifest_and_used_as_default(german_expo
     import edge_asr
 
     manifest = json.loads((german_export / "manifest.json").read_text())
-    assert manifest["language"] == "de" and manifest["task"] == "transcribe"
+    assert manifest["language"] == "de" and manifest["task"] == "translate"
     assert manifest["suppress_tokens"] == [1, 2, 3, 5, 8]
     assert manifest["alignment_heads"] == [[1, 2], [0, 3]]
     assert manifest["alignment_heads_source"] == "generation_config"
@@ -71,10 +72,38 @@ def test_generation_config_carried_into_manifest_and_used_as_default(german_expo
     model = edge_asr.load_model(german_export, device="cpu")
     assert model.manifest.language == "de" and model.manifest.mel_padding == "audio"
     audio = _noise(3)
+    tasks = []
+    sot_sequence = model.tokenizer.sot_sequence
+    model.tokenizer.sot_sequence = lambda *a, **k: tasks.append(a[1]) or sot_sequence(*a, **k)
     # No language given: the fine-tune's language, not detection (which would report probabilities).
     result = model.transcribe(audio, without_timestamps=True)
     assert result.language == "de" and result.language_probs is None
-    assert model.transcribe(audio, language="en", without_timestamps=True).language == "en"
+    # No task given: the fine-tune's task (translate), in the check and in every decode.
+    assert tasks and set(tasks) == {"translate"}
+    tasks.clear()
+    assert model.transcribe(audio, language="en", task="transcribe", without_timestamps=True).language == "en"
+    assert tasks and set(tasks) == {"transcribe"}
+    tasks.clear()
+    model.transcribe(audio, batch_size=2, vad_filter=True, without_timestamps=True)  # batched: the same default
+    assert set(tasks) <= {"translate"}
+
+
+def test_validation_uses_the_manifest_task(german_export, german_checkpoint, sample_audio, monkeypatch):
+    """Validation compares the path the runtime takes by default: the fine-tune's task (translate),
+    in PyTorch's generate() and in the forced prefix of the teacher-forced logits."""
+    from transformers import WhisperForConditionalGeneration
+
+    from edge_asr.tokenizer import Tokenizer
+    from edge_asr_export.validate import Clip, validate_folder
+
+    hf = WhisperForConditionalGeneration.from_pretrained(german_checkpoint).eval()
+    tasks, generate_tasks = [], []
+    sot_sequence, generate = Tokenizer.sot_sequence, hf.generate
+    monkeypatch.setattr(Tokenizer, "sot_sequence", lambda self, *a, **k: tasks.append(a[1]) or sot_sequence(self, *a, **k))
+    hf.generate = lambda *a, **k: generate_tasks.append(k.get("task")) or generate(*a, **k)
+    report = validate_folder(hf, german_export, [Clip("sample", sample_audio)], "fp32")
+    assert generate_tasks == ["translate"] and tasks and set(tasks) == {"translate"}
+    assert report["tokens_identical"]
 
 
 def test_forced_decoder_ids_and_bad_language(tiny_checkpoint, tmp_path):
@@ -90,12 +119,29 @@ def test_forced_decoder_ids_and_bad_language(tiny_checkpoint, tmp_path):
     gen = GenerationConfig(forced_decoder_ids=[[1, ja], [2, transcribe]])
     assert carried_generation(gen, specials)["language"] == "ja"
     assert carried_generation(GenerationConfig(), specials) == {"language": None, "task": None, "source": []}
+    # transformers lower-cases the language: any case of a code or name, bracketed or not, is carried.
+    for spelling in ("DE", "<|DE|>", "German", "GERMAN"):
+        assert carried_generation(GenerationConfig(language=spelling), specials)["language"] == "de", spelling
     ckpt = tmp_path / "bad"
     shutil.copytree(tiny_checkpoint, ckpt)
     gen = json.loads((ckpt / "generation_config.json").read_text())
     (ckpt / "generation_config.json").write_text(json.dumps(dict(gen, language="klingon")))
     with pytest.raises(ExportError, match="klingon"):
         export_model(ckpt, tmp_path / "out", "fp32", **QUIET)
+
+
+def test_fp16_checkpoint_loads_as_float32(tiny_checkpoint, tmp_path):
+    """A fine-tune saved in fp16 is exported from float32 weights (transformers 5 would keep fp16)."""
+    import torch
+    from transformers import WhisperForConditionalGeneration
+
+    from edge_asr_export.exporter import _load_checkpoint
+
+    ckpt = tmp_path / "fp16"
+    shutil.copytree(tiny_checkpoint, ckpt)
+    WhisperForConditionalGeneration.from_pretrained(tiny_checkpoint).half().save_pretrained(ckpt)
+    model, _, _ = _load_checkpoint(str(ckpt), None)
+    assert model.dtype == torch.float32
 
 
 # -- short-window padding ----------------------------------------------------------------------------
@@ -160,7 +206,8 @@ def test_trainer_checkpoint_exports(tiny_checkpoint, tmp_path, sample_audio):
     assert (ckpt / "model.safetensors").is_file() and not (ckpt / "tokenizer.json").exists()
     with pytest.raises(ExportError, match="--processor"):
         export_model(ckpt, tmp_path / "none", "fp32", **QUIET)
-    # The processor saved in the Trainer's output folder (as the recipe does) is found without --processor.
+    # The processor saved in the Trainer's output folder (as the recipe's train.py does) is found without
+    # --processor.
     AutoTokenizer.from_pretrained(tiny_checkpoint).save_pretrained(tmp_path / "run")
     folder, report = export_model(ckpt, tmp_path / "out", "fp32", clips=[Clip("sample", sample_audio)], **QUIET)
     assert report["passed"] and report["tokens_identical"]  # the graphs reproduce checkpoint-2's weights
@@ -249,7 +296,7 @@ def test_cli_export_reports_term_recall_side_by_side(tiny_checkpoint, clip_list,
     assert manifest["validation"]["drift"]["violations"] == []
 
 
-def test_drift_gate_refuses_and_force_keeps(tiny_checkpoint, clip_list, tmp_path):
+def test_drift_gate_refuses_and_accept_drift_keeps(tiny_checkpoint, clip_list, tmp_path):
     import edge_asr
     from edge_asr_export.clips import load_clips
     from edge_asr_export.drift import DriftBounds, ExportDriftError
@@ -261,12 +308,78 @@ def test_drift_gate_refuses_and_force_keeps(tiny_checkpoint, clip_list, tmp_path
     out = tmp_path / "m"
     with pytest.raises(ExportDriftError, match="KL") as e:
         export_model(tiny_checkpoint, out, "int8", clips=clips, drift_bounds=strict, **QUIET)
-    assert "--force" in str(e.value)
+    assert "--accept-drift" in str(e.value) and "--int8-scheme int8-u8u8" in str(e.value)
     assert not out.exists()
     failed = json.loads((tmp_path / "m.failed" / "validation.json").read_text())
     assert failed["drift"]["violations"] and failed["mean_kl"] > 0 and failed["passed"] is False
-    folder, report = export_model(tiny_checkpoint, out, "int8", clips=clips, drift_bounds=strict, force=True, **QUIET)
+    # force only replaces an existing folder: it does not accept drift (the .failed folder is replaced).
+    with pytest.raises(ExportDriftError):
+        export_model(tiny_checkpoint, out, "int8", clips=clips, drift_bounds=strict, force=True, **QUIET)
+    assert not out.exists()
+    folder, report = export_model(tiny_checkpoint, out, "int8", clips=clips, drift_bounds=strict, accept_drift=True,
+                                  **QUIET)
     assert report["drift"]["accepted"] and report["passed"] is False
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["validation"]["passed"] is False and manifest["validation"]["drift"]["accepted"]
     assert edge_asr.load_model(folder, device="cpu").transcribe(_noise(1)).duration == pytest.approx(1.0)
+
+
+def test_cli_export_refuses_drift_and_names_accept_drift(tiny_checkpoint, clip_list, tmp_path, capsys, monkeypatch):
+    """`edge-asr export` on a drifting export: exit 2, the message names --accept-drift (not --force, which
+    only replaces OUTPUT); fp16 is not told to try an int8 scheme."""
+    from edge_asr.cli import main
+    from edge_asr_export import exporter
+    from edge_asr_export.drift import DriftBounds
+
+    # Bounds no quantized export can meet (as above), as the CLI's default: real figures trip the gate.
+    monkeypatch.setitem(exporter.export_model.__kwdefaults__, "drift_bounds", DriftBounds(max_mean_kl=0.0))
+    out = tmp_path / "m"
+    out.mkdir()
+    (out / "old.txt").write_text("an earlier export")
+    rc = main(["export", str(tiny_checkpoint), "-o", str(out), "-q", "fp16", "--force", "--no-bundled-sample",
+               "--validate-audio", str(clip_list / "b.wav")])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert "drifts from the PyTorch model" in err and "--accept-drift" in err
+    assert "--int8-scheme" not in err and "--force" not in err
+    assert (tmp_path / "m.failed" / "validation.json").is_file()
+
+
+def test_bad_clip_lists_are_clip_list_errors(tmp_path, sample_audio):
+    """Wrong types in a list, a non-UTF-8 reference and a JSON (not JSON-lines) file: ClipListError
+    (exit 2 with the file named), never a TypeError/UnicodeDecodeError."""
+    import soundfile as sf
+
+    from edge_asr_export.clips import ClipListError, load_clips
+
+    sf.write(tmp_path / "a.wav", sample_audio[:16000], 16000)
+    for name, text in (("num.jsonl", '{"audio": 5}\n'), ("text.jsonl", '{"audio": "a.wav", "text": 7}\n'),
+                       ("pretty.json", '{\n  "audio": "a.wav"\n}\n')):
+        (tmp_path / name).write_text(text)
+        with pytest.raises(ClipListError, match=name) as e:
+            load_clips([str(tmp_path / name)])
+        assert isinstance(e.value, ValueError)
+    assert "JSON lines" in str(e.value)
+    (tmp_path / "a.txt").write_bytes("Zorvexa caf\xe9".encode("latin-1"))
+    with pytest.raises(ClipListError, match="a.txt"):
+        load_clips([str(tmp_path / "a.wav")])
+    (tmp_path / "a.txt").write_text("Zorvexa café", encoding="utf-8")
+    assert load_clips([str(tmp_path / "a.wav")])[0].reference == "Zorvexa café"
+
+
+def test_term_lists_and_hits_agree_with_the_boost_benchmark(tmp_path):
+    """One reading of a term file (as --boost-file: inline comments dropped, "C#" kept) and one
+    definition of a term hit (Whisper's normalizer) for export validation and `bench boost`."""
+    from edge_asr.cli_options import read_lines_file
+    from edge_asr_bench.term_boost import term_scores
+    from edge_asr_export.terms import load_terms, term_recall
+
+    f = tmp_path / "terms.txt"
+    f.write_text("# product names\nZorvexa  # the product\nC#\nMr. Brondax\n\nZorvexa\n", encoding="utf-8")
+    assert load_terms(f) == ["Zorvexa", "C#", "Mr. Brondax"] == list(dict.fromkeys(read_lines_file(str(f))))
+    refs = ["Mr. Brondax met Zorvexa.", "Zorvexa again"]
+    hyps = ["Mister Brondax met Zorvexa's", "sorvexa again"]
+    terms = ["Zorvexa", "Mr. Brondax"]
+    ours = term_recall(refs, hyps, terms)
+    bench = term_scores(refs, hyps, terms)
+    assert (ours["found"], ours["total"]) == (bench["term_hits"], bench["term_occurrences"]) == (2, 3)

@@ -61,13 +61,15 @@ def snapshot(folder: Path) -> dict:
 
 
 def test_cache_dir_is_the_platform_cache_unless_overridden(monkeypatch, tmp_path):
-    from platformdirs import user_cache_dir
-
     monkeypatch.setenv("EDGE_ASR_CACHE", str(tmp_path / "mine"))
     assert cache_dir() == tmp_path / "mine"
     monkeypatch.delenv("EDGE_ASR_CACHE")
-    assert cache_dir() == Path(user_cache_dir("edge-asr", appauthor=False))
-    if sys.platform.startswith("linux"):  # existing Linux caches keep working: the same paths as before
+    # The documented per-platform folders (README), not platformdirs' call repeated.
+    if sys.platform == "darwin":
+        assert cache_dir() == Path.home() / "Library" / "Caches" / "edge-asr"
+    elif sys.platform == "win32":
+        assert cache_dir() == Path(os.environ["LOCALAPPDATA"]) / "edge-asr" / "Cache"
+    elif sys.platform.startswith("linux"):  # existing Linux caches keep working: the same paths as before
         monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
         assert cache_dir() == tmp_path / "xdg" / "edge-asr"
         monkeypatch.delenv("XDG_CACHE_HOME")
@@ -126,7 +128,7 @@ def test_auto_hashes_again_only_what_moved_and_a_new_manifest_starts_unverified(
     assert sorted(hashes) == sorted(raw["files"])
 
 
-def test_optimized_graphs_optional_one_version_per_graph_and_bounded(cache, tmp_path, monkeypatch):
+def test_optimized_graphs_optional_per_version_and_bounded(cache, tmp_path, monkeypatch):
     folder = tmp_path / "m"
     shutil.copytree(TINY_MODEL, folder)
     load(folder, optimized_graphs=False)
@@ -137,7 +139,7 @@ def test_optimized_graphs_optional_one_version_per_graph_and_bounded(cache, tmp_
 
     raw = json.loads((folder / "manifest.json").read_text())
     sha = raw["files"]["encoder.onnx"]["sha256"][:24]
-    old = cache / "optimized" / f"{sha}-ort0.0.1"  # what an older onnxruntime left
+    old = cache / "optimized" / f"{sha}-ort0.0.1"  # another onnxruntime's (a second venv sharing the cache)
     old.mkdir(parents=True)
     (old / "encoder.onnx").write_bytes(b"x" * 10)
     stranger = cache / "optimized" / f"{'0' * 24}-ort{ort.__version__}"  # another model's, used long ago
@@ -146,9 +148,14 @@ def test_optimized_graphs_optional_one_version_per_graph_and_bounded(cache, tmp_
     os.utime(stranger, (1, 1))
     monkeypatch.setenv(model_cache.OPTIMIZED_LIMIT_ENV, "1.5")  # MB: the stranger must go
     load(folder)
-    names = sorted(p.name for p in (cache / "optimized").iterdir())
-    assert not old.exists() and not stranger.exists()
+    names = sorted(p.name for p in (cache / "optimized").iterdir() if p != old)
+    # The other version's copy stays (recently used, within the bound): loads never delete it, so two
+    # environments do not rebuild each other's graphs at every load. The bound removed the stranger.
+    assert old.is_dir() and not stranger.exists()
     assert len(names) == 2 and all(n.endswith(f"-ort{ort.__version__}") for n in names)
+    os.utime(old, (2, 2))  # unused for long: the bound removes it like any other
+    current = sum(model_cache._tree_size(cache / "optimized" / n) for n in names)
+    assert model_cache.trim_optimized(current) == [old]
     assert (cache / "optimized" / f"{sha}-ort{ort.__version__}" / "encoder.onnx").is_file()
     # The optimized copy is used: the next load reads it and gives the same text.
     a = load(folder).transcribe(NOISE, temperature=0.0).text
@@ -236,5 +243,145 @@ def test_pull_clean_up_removes_only_what_it_made(cache, tmp_path):
     load(folder)  # the new folder's own copies
     fp32 = optimized / f"{'2' * 24}-ort{ort.__version__}"  # a temporary fp32 graph's copy
     fp32.mkdir()
-    assert sources._drop_new_optimized(before, folder) == [fp32]
+    assert sources._drop_new_optimized(before, folder, [{"encoder.onnx": "2" * 64}]) == [fp32]
     assert older.is_dir() and len(list(optimized.iterdir())) == 3
+
+
+# ------------------------------------------------------------------------------ review fixes (cache safety)
+
+
+def graph_sha(raw: dict, graph: str = "encoder") -> str:
+    return raw["files"][raw["graphs"][graph]["file"]]["sha256"]
+
+
+def test_crafted_sha256_cannot_reach_outside_the_cache(cache, tmp_path, capsys):
+    """A manifest whose sha256 starts with "../" once made a load rmtree and create folders outside the
+    cache (its first 24 characters became a path and a glob) and `models remove` list them."""
+    victim = tmp_path / "victim-ort1.0"  # where <cache>/optimized/././././././../../victim-ort* points
+    victim.mkdir()
+    (victim / "precious.txt").write_text("keep me")
+    folder = cache / "models" / "evil-int8"
+    shutil.copytree(TINY_MODEL, folder)
+    raw = json.loads((folder / "manifest.json").read_text())
+    evil = "././././././../../victim" + "0" * 40
+    assert len(evil) == 64
+    raw["files"][raw["graphs"]["encoder"]["file"]]["sha256"] = evil
+    (folder / "manifest.json").write_text(json.dumps(raw))
+
+    with pytest.raises(edge_asr.errors.ModelError, match="sha256"):
+        load(folder, "size")
+    assert (victim / "precious.txt").is_file() and not (tmp_path / f"victim-ort{ort.__version__}").exists()
+    assert model_cache.optimized_dirs_of(raw) == []  # the hex guard, even with the manifest unchecked
+    with pytest.raises(model_cache.ModelCacheError):
+        model_cache.optimized_graph_dir(evil)
+    (entry,) = model_cache.list_models()
+    assert entry.verification.startswith("broken: files[") and "sha256" in entry.verification
+    assert main(["models", "remove", "evil-int8", "--dry-run"]) == 0
+    assert str(victim) not in capsys.readouterr().out
+    assert main(["models", "remove", "evil-int8"]) == 0
+    assert not folder.exists() and (victim / "precious.txt").is_file()
+
+
+BROKEN_MANIFESTS = {
+    "graphs-a-list": lambda m: {"graphs": ["x"]},
+    "files-a-list": lambda m: {"files": ["x"]},
+    "graph-file-a-list": lambda m: {**m, "graphs": {**m["graphs"], "encoder": {**m["graphs"]["encoder"],
+                                                                               "file": ["x"]}}},
+    "scheme-a-list": lambda m: {**m, "quantization_scheme": ["a"]},
+    "language-a-list": lambda m: {**m, "language": ["en"]},
+}
+
+
+def test_one_broken_manifest_does_not_stop_listing_or_removal(cache, capsys):
+    for name, change in BROKEN_MANIFESTS.items():
+        folder = cache / "models" / f"{name}-int8"
+        shutil.copytree(TINY_MODEL, folder)
+        raw = json.loads((folder / "manifest.json").read_text())
+        (folder / "manifest.json").write_text(json.dumps(change(raw)))
+    shutil.copytree(TINY_MODEL, cache / "models" / "good-int8")
+
+    assert main(["models", "--json"]) == 0
+    listing = {m["name"]: m for m in json.loads(capsys.readouterr().out)["models"]}
+    assert sorted(listing) == sorted([f"{n}-int8" for n in BROKEN_MANIFESTS] + ["good-int8"])
+    for name in BROKEN_MANIFESTS:
+        assert listing[f"{name}-int8"]["verification"].startswith("broken: "), name
+    assert listing["good-int8"]["verification"] == "not verified" and listing["good-int8"]["scheme"] == "int8-w7"
+    assert main(["models"]) == 0 and "graphs-a-list-int8" in capsys.readouterr().out
+    for name in BROKEN_MANIFESTS:
+        assert main(["models", "remove", f"{name}-int8", "--dry-run"]) == 0, name
+    assert main(["models", "remove", *[f"{n}-int8" for n in BROKEN_MANIFESTS]]) == 0
+    assert [p.name for p in (cache / "models").iterdir()] == ["good-int8"]
+
+
+def test_trim_and_prune_touch_only_what_edge_asr_wrote(cache, tmp_path):
+    optimized, state = cache / "optimized", cache / "state"
+    mine = optimized / f"{'a' * 24}-ort1.0"
+    theirs = optimized / "my-notes"  # a user's folder: never trimmed, even to a bound of 0
+    for d in (mine, theirs):
+        d.mkdir(parents=True)
+        (d / "f").write_bytes(b"x" * 100)
+        os.utime(d, (1, 1))
+    assert model_cache.trim_optimized(0) == [mine] and (theirs / "f").is_file()
+
+    # state/: an entry of a deleted folder and one of a re-exported folder (another manifest) go; an
+    # entry of the current manifest and a file edge-asr did not name stay.
+    folder = tmp_path / "m"
+    shutil.copytree(TINY_MODEL, folder)
+    raw = json.loads((folder / "manifest.json").read_text())
+    gone = tmp_path / "gone"
+    assert model_cache.write_state(folder, raw, "verified", {"x": 1})
+    assert model_cache.write_state(gone, raw, "verified", {"x": 1})
+    assert model_cache.write_state(folder, {**raw, "created": "before re-export"}, "fidelity", {"x": 1})
+    foreign = state / "notes.json"
+    foreign.write_text(json.dumps({"folder": str(tmp_path / "nowhere")}))
+    live = model_cache.state_path(folder, raw, "verified")
+    removed = model_cache.prune_state()
+    assert sorted(removed) == sorted([model_cache.state_path(gone, raw, "verified"),
+                                      model_cache.state_path(folder, {**raw, "created": "before re-export"},
+                                                             "fidelity")])
+    assert sorted(state.iterdir()) == sorted([live, foreign])
+    assert not any(p.name.endswith(".tmp") for p in state.iterdir())
+
+
+def test_failed_state_write_leaves_no_temporary_file(cache, tmp_path, monkeypatch):
+    def full_disk(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(model_cache.os, "replace", full_disk)
+    raw = json.loads((TINY_MODEL / "manifest.json").read_text())
+    assert model_cache.write_state(tmp_path, raw, "verified", {"x": 1}) is False
+    assert list((cache / "state").iterdir()) == []
+
+
+@pytest.mark.parametrize("value, expected", [("inf", sys.maxsize), ("1e308", sys.maxsize), ("-inf", 0),
+                                             ("-5", 0), ("nan", 1024 * 10 ** 6), ("lots", 1024 * 10 ** 6),
+                                             ("1.5", 1_500_000)])
+def test_optimized_limit_from_the_environment(monkeypatch, value, expected):
+    monkeypatch.setenv(model_cache.OPTIMIZED_LIMIT_ENV, value)
+    assert model_cache.optimized_limit_bytes() == expected
+
+
+def test_models_remove_reports_a_folder_it_cannot_delete(cache, capsys, monkeypatch):
+    folder = cache / "models" / "tiny-int8"
+    shutil.copytree(TINY_MODEL, folder)
+
+    def denied(path, *a, **k):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(model_cache.shutil, "rmtree", denied)
+    assert main(["models", "remove", "tiny-int8"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"edge-asr: error: cannot delete {folder}") and "Traceback" not in err
+
+
+def test_models_remove_bare_name_means_the_cache_even_beside_a_same_named_folder(cache, tmp_path, capsys,
+                                                                                 monkeypatch):
+    folder = cache / "models" / "tiny-int8"
+    shutil.copytree(TINY_MODEL, folder)
+    here = tmp_path / "work"
+    shutil.copytree(TINY_MODEL, here / "tiny-int8")
+    monkeypatch.chdir(here)
+    assert main(["models", "remove", "tiny-int8", "--dry-run"]) == 0
+    assert str(folder.resolve()) in capsys.readouterr().out
+    assert main(["models", "remove", "./tiny-int8"]) == 2  # spelled as a path: that folder, refused
+    assert "not a model folder of the cache" in capsys.readouterr().err and (here / "tiny-int8").is_dir()

@@ -197,6 +197,13 @@ BAD_MANIFESTS = [
                                                                                   "file": "other.onnx"}}},
      "not listed in files"),
     ("bad alignment heads", lambda m: {**m, "alignment_heads": [[99, 0]]}, "alignment_heads"),
+    # sha256 prefixes name cache folders: "../" in one must be refused before any path is built.
+    ("sha256 not hex", lambda m: {**m, "files": {**m["files"], "encoder.onnx": {
+        **m["files"]["encoder.onnx"], "sha256": "././././././../../victim" + "0" * 40}}}, "sha256"),
+    ("sha256 uppercase", lambda m: {**m, "files": {**m["files"], "encoder.onnx": {
+        **m["files"]["encoder.onnx"], "sha256": m["files"]["encoder.onnx"]["sha256"].upper()}}}, "sha256"),
+    ("language as a list", lambda m: {**m, "language": ["en"]}, "language"),  # was a TypeError (unhashable)
+    ("scheme as a list", lambda m: {**m, "quantization_scheme": ["a"]}, "quantization_scheme"),
     ("deep nesting", lambda m: "[" * 100000 + "]" * 100000, "not an edge-asr manifest|corrupt"),
 ]
 

@@ -342,6 +342,79 @@ def test_close_stops_at_once_and_keeps_the_shown_text(runtime_model_dir):
         st.feed(np.zeros(10, np.float32))
 
 
+def test_an_exception_in_the_with_block_closes_the_stream_and_commits_the_shown_text(runtime_model_dir):
+    """An exception leaving ``with`` stops the stream as close() does; only flagging it left the worker
+    running, and at exit it was killed mid-update with the shown text never committed."""
+    from edge_asr.buffer_decoder import BufferHypothesis
+
+    model = edge_asr.load_model(runtime_model_dir, device="cpu")
+    shown = threading.Event()
+
+    def slow_decode(audio, offset, options, **kwargs):
+        time.sleep(0.2)
+        end = offset + audio.size / 16000
+        return BufferHypothesis((TimedWord(" shown", end - 0.1, end, (1,)),), "en")
+
+    with pytest.raises(KeyboardInterrupt):
+        with StreamingTranscriber(model, StreamingOptions.from_fields(language="en", vad=False, step_s=0.5),
+                                  on_event=lambda e: shown.set() if e.kind == "tentative" else None,
+                                  background=True) as st:
+            st._decoder.decode = slow_decode
+            st.feed(np.zeros(16000 * 30, np.float32))
+            assert shown.wait(10)
+            raise KeyboardInterrupt
+    assert not st._worker.is_alive() and st.committed_text.startswith("shown")
+    assert [e.kind for e in st.events(timeout=1)][-1] == "committed"  # then the end of events()
+
+
+def test_close_with_a_timeout_leaves_a_blocked_worker_and_a_later_close_commits(runtime_model_dir):
+    """close(timeout) (the exit hook's) does not wait forever for a worker stuck in a callback, and does
+    not commit under it; once the worker is free, close() ends the stream as usual."""
+    from edge_asr.buffer_decoder import BufferHypothesis
+
+    model = edge_asr.load_model(runtime_model_dir, device="cpu")
+    release, blocked = threading.Event(), threading.Event()
+
+    def decode(audio, offset, options, **kwargs):
+        end = offset + audio.size / 16000
+        return BufferHypothesis((TimedWord(" shown", end - 0.1, end, (1,)),), "en")
+
+    def on_event(event):  # e.g. a full queue.Queue(maxsize=1).put that only the main thread drains
+        blocked.set()
+        release.wait(30)
+
+    st = StreamingTranscriber(model, StreamingOptions.from_fields(language="en", vad=False, step_s=0.5),
+                              on_event=on_event, background=True)
+    st._decoder.decode = decode
+    st.feed(np.zeros(16000 * 2, np.float32))
+    assert blocked.wait(10)
+    start = time.perf_counter()
+    assert st.close(timeout=0.3) == "" and time.perf_counter() - start < 2.0
+    assert st._worker.is_alive()
+    release.set()
+    assert st.close().startswith("shown") and not st._worker.is_alive()
+
+
+def test_inline_backlog_is_decoded_in_buffers_of_at_most_max_buffer_s(runtime_model_dir):
+    """feed(60 s) inline: the backlog goes through buffers of max_buffer_s (plus a step at most), not one
+    60 s buffer of which the encoder hears 30 s."""
+    from edge_asr.buffer_decoder import BufferHypothesis
+
+    model = edge_asr.load_model(runtime_model_dir, device="cpu")
+    sizes = []
+
+    def decode(audio, offset, options, **kwargs):
+        sizes.append(audio.size / 16000)
+        end = offset + audio.size / 16000
+        return BufferHypothesis((TimedWord(" w", end - 0.3, end - 0.1, (1,)),), "en")
+
+    st = StreamingTranscriber(model, StreamingOptions.from_fields(language="en", vad=False, step_s=0.5))
+    st._decoder.decode = decode
+    st.feed(np.zeros(16000 * 60, np.float32))
+    assert len(sizes) > 4 and max(sizes) <= 15.0 + 0.5
+    assert st.lag_s < 0.5  # less than a step waits
+
+
 def test_attention_stop_ends_the_text_past_the_audio_or_at_a_jump_back(runtime_model_dir):
     from edge_asr.buffer_decoder import AttentionStop
 
@@ -369,3 +442,23 @@ def test_attention_stop_ends_the_text_past_the_audio_or_at_a_jump_back(runtime_m
     past = AttentionStop(tok, limit=150, backtrack=50)
     assert not past(word, at(170))  # the first new word is not judged (its attention is unreliable)
     assert past(piece, at(160)) and past.stopped_at == 160  # past the buffered audio: any token
+
+
+def test_attention_stop_judges_unspaced_languages_after_the_first_token():
+    """zh/ja text has almost no token that starts a word (no leading space): only the first new token is
+    exempt, so the limit still ends a decode that runs past the buffered audio."""
+    from edge_asr.buffer_decoder import AttentionStop
+
+    class Unspaced:
+        def starts_word(self, token):
+            return False
+
+    def at(frame: int, frames: int = 200) -> np.ndarray:
+        a = np.full((2, frames), 0.001, np.float32)
+        a[:, frame] = 1.0
+        return a
+
+    stop = AttentionStop(Unspaced(), limit=150, backtrack=50)
+    assert not stop(7, at(170))  # the first new token: not judged
+    assert not stop(8, at(40)) and not stop(9, at(120))  # within the audio (no word starts: no backtrack rule)
+    assert stop(10, at(160)) and stop.stopped_at == 160  # past the buffered audio

@@ -74,7 +74,10 @@ def test_term_specs_weights_and_errors():
     with pytest.raises(OptionError):
         parse_terms(["a"], 0.0)
     assert term_forms("Zorvexa") == [" Zorvexa", "Zorvexa", " zorvexa", "zorvexa", " ZORVEXA", "ZORVEXA"]
-    assert term_forms("iPhone") == [" iPhone", "iPhone", " iphone", "iphone", " IPhone", "IPhone", " IPHONE", "IPHONE"]
+    assert term_forms("iPhone") == [" iPhone", "iPhone", " iphone", "iphone", " IPhone", "IPhone", " Iphone", "Iphone",
+                                    " IPHONE", "IPHONE"]
+    # A term listed in capitals also gets the name's usual spelling.
+    assert term_forms("ZORVEXA") == [" ZORVEXA", "ZORVEXA", " zorvexa", "zorvexa", " Zorvexa", "Zorvexa"]
 
 
 def test_trie_holds_every_form_and_shares_prefixes(tok):
@@ -229,7 +232,9 @@ def test_boost_reaches_transcribe_batched_and_streaming(model, sample_audio):
 
     events = []
     # Few updates (the random model writes to its token budget each time): long steps, no probes.
-    options = StreamingOptions.from_fields(step_s=1.5, first_step_s=1.5, probe_tail_s=None, **kw)
+    # Beam search: AttentionStop (greedy only) judges the random model's random attention, which stops
+    # this one-character-per-token vocabulary inside the term.
+    options = StreamingOptions.from_fields(step_s=1.5, first_step_s=1.5, probe_tail_s=None, beam_size=2, **kw)
     stream = StreamingTranscriber(model, options, on_event=events.append)
     stream.feed(audio)
     stream.finish()
@@ -263,8 +268,11 @@ def test_options_cli_and_server_fields(tmp_path):
     from edge_asr.server.fields import parse_fields, request_fields
 
     specs = request_fields(TranscribeOptions)
-    assert parse_fields({"boost_terms": ["Zorvexa, Draxiphen:5", "Kalvoria"]}, specs)["boost_terms"] == (
+    assert parse_fields({"boost_terms": ["Zorvexa, Draxiphen:5\nKalvoria"]}, specs)["boost_terms"] == (
         "Zorvexa", "Draxiphen:5", "Kalvoria")
+    # Repeated (or name[]) values are one term each: a term may hold a comma.
+    assert parse_fields({"boost_terms": ["Acme, Inc.", "Kalvoria"]}, specs)["boost_terms"] == ("Acme, Inc.", "Kalvoria")
+    assert parse_fields({"boost_terms": ["Acme, Inc."]}, specs, whole={"boost_terms"})["boost_terms"] == ("Acme, Inc.",)
 
 
 # -- real tiny.en --------------------------------------------------------------------------------------
@@ -279,3 +287,66 @@ def test_real_tiny_en_writes_a_made_up_term_with_the_boost(real_model, tmp_path)
     boost = model.transcribe(str(wav), language="en", boost_terms=("Felquist", "Zorvexa", "Kalvoria")).text
     assert "felquist" not in stock.lower()
     assert "Felquist" in boost and "lecture" in boost
+
+
+# -- review fixes ------------------------------------------------------------------------------------------
+
+def test_one_bonus_per_node_from_one_term(tok):
+    # Weight and progress come from the same term: " Bron" completes "Bron:2" (2 x 1) and is 4 of 7 letters
+    # of "Brondax:40" (40 x (4/7) ** 1.5); mixing the two gave 40.
+    trie = TermTrie(tok, parse_terms(["Bron:2", "Brondax:40"], W))
+    assert round(trie.bonus(trie.walk(0, " Bron")), 3) == max(2.0, at(4, weight=40.0))
+    assert round(trie.bonus(trie.walk(0, " Brondax")), 3) == 40.0
+
+
+def test_a_term_inside_a_longer_word_is_not_written(tok):
+    trie = TermTrie(tok, parse_terms(["Art"], W))
+    start = tok.encode("A")[0]  # the term's start after punctuation (a boundary)
+    # " artist." holds the form " art" but not the word: the term may still be started afterwards ...
+    assert bonuses(trie, tok, ids(tok, " artist."))[start] > 0
+    # ... while " art." wrote it (the next token started another word), so it is not started again.
+    assert bonuses(trie, tok, ids(tok, " art."))[start] == 0
+
+
+def test_languages_without_spaces_start_terms_anywhere(tok):
+    trie = TermTrie(tok, parse_terms(["Zorvexa"], W))
+    start = tok.encode("Z")[0]
+    seq = [ids(tok, " ab")]
+    english = np.zeros((1, tok.vocab_size()), dtype=np.float32)
+    TermBoost(trie, tok, "en").apply(english, seq)
+    chinese = np.zeros((1, tok.vocab_size()), dtype=np.float32)
+    TermBoost(trie, tok, "zh").apply(chinese, [list(s) for s in seq])
+    assert english[0, start] == 0 and chinese[0, start] > 0  # mid-word: only where words are not spaced
+
+
+def test_trie_cache_keeps_the_recently_used_list(tok):
+    from edge_asr.term_boost import MAX_CACHED_TRIES
+
+    steady = term_trie(tok, ("Steady",), W)
+    for i in range(MAX_CACHED_TRIES - 1):
+        term_trie(tok, (f"Other{i}",), W)
+    assert term_trie(tok, ("Steady",), W) is steady  # a hit: now the most recently used
+    term_trie(tok, ("Newcomer",), W)  # evicts the least recently used, not the first built
+    assert term_trie(tok, ("Steady",), W) is steady
+
+
+def test_logprobs_exclude_the_boost(model, tok, state, monkeypatch):
+    before = []
+    original = TermBoost.apply
+
+    def recording_apply(self, logits, tokens):
+        before.append(logits.copy())  # the step's logits as the model and suppression left them
+        original(self, logits, tokens)
+
+    monkeypatch.setattr(TermBoost, "apply", recording_apply)
+    big = decode(model, state, without_timestamps=True, sample_len=7, boost_terms=("Zorvexa",), boost_weight=1000.0)[0]
+    assert tok.decode(big.tokens) in term_forms("Zorvexa")  # the boost chose the tokens ...
+    own = sum(float(logits[0, t] - np.logaddexp.reduce(logits[0].astype(np.float64)))
+              for logits, t in zip(before, big.tokens))
+    # ... but the confidence is the model's own (with the bonus, each step's logprob was ~0).
+    assert big.avg_logprob == pytest.approx(own / (len(big.tokens) + 1), abs=1e-3)
+    plain = decode(model, state, without_timestamps=True, sample_len=7)[0]
+    assert big.avg_logprob < plain.avg_logprob
+    beam = decode(model, state, beam_size=3, without_timestamps=True, sample_len=7, boost_terms=("Zorvexa",),
+                  boost_weight=1000.0)[0]
+    assert beam.avg_logprob < -1  # not the ~0 of boosted logprobs

@@ -91,6 +91,36 @@ def test_unknown_transcribe_option_is_a_type_error(runtime_model_dir):
         model.transcribe(SAMPLE, beam_sise=5)
 
 
+@pytest.mark.parametrize("terms", [5, [5], ["Zorvexa", None]])
+def test_bad_boost_terms_are_option_errors(terms):
+    from edge_asr.errors import OptionError
+    from edge_asr.options import TranscribeOptions
+
+    with pytest.raises(OptionError, match="boost"):
+        TranscribeOptions(boost_terms=terms)
+
+
+def test_task_defaults_to_the_model_and_english_only_models_transcribe(runtime_model_dir):
+    """task None (the default) is resolved per model: transcribe here (no task in the manifest), and an
+    English-only model never gets translate, even from a hand-edited manifest."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from edge_asr.options import TranscribeOptions
+    from edge_asr.window import WindowSteps
+
+    model = edge_asr.load_model(runtime_model_dir, device="cpu")
+    assert TranscribeOptions().task is None and model.manifest.task is None
+    assert WindowSteps(model.backend, model.tokenizer, TranscribeOptions()).options.task == "transcribe"
+    model.check_options(TranscribeOptions())
+    assert model.tokenizer.multilingual
+    model.backend.manifest = replace(model.backend.manifest, task="translate")  # a translate fine-tune
+    assert WindowSteps(model.backend, model.tokenizer, TranscribeOptions()).options.task == "translate"
+    assert WindowSteps(model.backend, model.tokenizer, TranscribeOptions(task="transcribe")).options.task == "transcribe"
+    english_only = SimpleNamespace(multilingual=False)
+    assert WindowSteps(model.backend, english_only, TranscribeOptions()).options.task == "transcribe"
+
+
 @needs_export
 def test_folder_without_alignment_output_loads_and_says_words_are_unavailable(tiny_checkpoint, tmp_path):
     from edge_asr_export.exporter import export_model

@@ -184,3 +184,45 @@ def test_speech_prob_stream_matches_the_whole_signal_however_it_is_chunked():
     assert stream.frames == n
     tail = stream.since(16000)  # forget frames before sample 16000
     assert stream.first_frame == 16000 // 512 and np.allclose(tail, whole[16000 // 512:n], atol=1e-5)
+
+
+def test_state_resets_after_a_second_of_quiet(sample_audio):
+    """After RESET_AFTER_QUIET_FRAMES quiet frames the LSTM state is the initial one again, so the speech
+    after a pause scores as it would at the start of a file, whatever came before."""
+    from edge_asr.vad import QUIET_PROB, RESET_AFTER_QUIET_FRAMES, SpeechProbStream
+
+    vad = SileroVad()
+    pause = np.zeros(RESET_AFTER_QUIET_FRAMES * FRAME * 2, np.float32)
+    stream = SpeechProbStream(vad)
+    stream.push(sample_audio[:len(sample_audio) // FRAME * FRAME])
+    assert np.abs(stream._state.h).max() > 0  # speech left a state behind
+    stream.push(pause)
+    quiet = stream.since(0)[-len(pause) // FRAME:]
+    assert (quiet < QUIET_PROB).all()
+    # The last reset fell on the frame where the quiet run reached the limit: the state then was the
+    # initial one, so from there on the frames score exactly as the same silence at the start of a file.
+    run = np.flatnonzero(stream.since(0) >= QUIET_PROB)[-1] + 1  # first frame of the final quiet run
+    last_reset = run + (stream.frames - run) // RESET_AFTER_QUIET_FRAMES * RESET_AFTER_QUIET_FRAMES
+    assert stream._state.quiet == stream.frames - last_reset
+    since_reset = vad.speech_probs(np.zeros((stream.frames - last_reset) * FRAME, np.float32))
+    np.testing.assert_allclose(stream.since(0)[last_reset - stream.frames:] if stream.frames > last_reset
+                               else since_reset, since_reset, atol=1e-5)
+
+
+def test_a_stuck_state_does_not_hide_the_next_speaker(shared_manifest):
+    """Measured (issue 18, the 60-minute timeline of `edge-asr bench reliability --long-minutes 60`, seed 0):
+    from 1560 s, the last 3 s of JFK's clip and 4.4 s of -70 dBFS dither left Silero's state where every
+    frame of the next clip (MFA "cold corpus", 26 s, 1567.3 s) scored ~0 (0 of 805 frames >= 0.5; alone:
+    589), so batched and live modes lost the whole clip. The quiet reset recovers it."""
+    from benchmarks.corpus import read_manifest
+    from benchmarks.long_session import build_timeline
+    from conftest import SHARED_AUDIO
+    from edge_asr.audio import load_audio
+
+    clips = [(c.id, c.text, load_audio(c.path)) for c in read_manifest(SHARED_AUDIO / "manifest.jsonl")
+             if c.language == "en"]
+    audio, placed, _ = build_timeline(clips, 1600 / 60, 0)  # the hour's first 1600 s (same seed, same prefix)
+    cold = next(p for p in placed if p.clip_id == "en_mfa_cold_corpus" and 1560 < p.start < 1600)
+    probs = default_vad().speech_probs(audio[1560 * SR:int(cold.end * SR)])
+    tail = probs[int((cold.start - 1560) * SR) // FRAME:]
+    assert (tail >= 0.5).mean() > 0.5, f"{(tail >= 0.5).sum()} of {tail.size} frames of speech detected"

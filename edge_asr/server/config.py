@@ -58,7 +58,8 @@ class ServerConfig:
                                 "to make room", metavar="N", group="models")
     device: str = option("auto", "execution device", choices=("auto", "cpu", "cuda"), group="models")
     require_device: bool = option(False, "refuse to start (naming the missing package or library) instead of "
-                                  "serving on the CPU when --device cuda is unavailable", group="models")
+                                  "serving on the CPU when the CUDA device is unavailable (--device cuda, or auto on an onnxruntime "
+                                  "build with CUDA); models loaded on demand fail their request with 503", group="models")
     threads: int | None = option(None, "onnxruntime threads per model; none: physical cores",
                                  metavar="N", group="models")
     warmup: bool = option(True, "decode the bundled sample once after loading a model, so the first request "
@@ -74,6 +75,11 @@ class ServerConfig:
     max_beam_size: int = option(8, "largest beam_size and best_of a request may ask for", metavar="N",
                                 group="limits")
     max_batch_size: int = option(8, "largest batch_size a request may ask for", metavar="N", group="limits")
+    # The boost trie's build time and memory grow with the terms (1000 terms of 100 characters: ~5 s CPU,
+    # ~190 MB per request), so a request's list is capped by count and by total characters.
+    max_boost_terms: int = option(100, "most boost_terms a request may give", metavar="N", group="limits")
+    max_boost_chars: int = option(4000, "most characters in a request's boost_terms, all terms together",
+                                  metavar="N", group="limits")
     max_streams: int = option(4, "live WebSocket streams at once; more get 503", metavar="N", group="limits")
     max_session_s: float = option(3600.0, "longest live stream (wall clock and audio, seconds)",
                                   metavar="SECONDS", group="limits")
@@ -99,7 +105,7 @@ class ServerConfig:
         if not 0 <= self.port <= 65535:
             raise ServerConfigError(f"port must be 0..65535, not {self.port}")
         for name in ("concurrency", "max_models", "max_streams", "max_beam_size", "max_batch_size",
-                     "max_message_kb"):
+                     "max_boost_terms", "max_boost_chars", "max_message_kb"):
             if getattr(self, name) < 1:
                 raise ServerConfigError(f"{name} must be at least 1, not {getattr(self, name)}")
         if self.queue_size < 0:

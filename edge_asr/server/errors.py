@@ -1,7 +1,8 @@
 """The server's own errors and the one mapping from any error to an HTTP status and an OpenAI-shaped body.
 
 Every ``EdgeASRError`` a request can cause is a 4xx carrying the error's message (a bad upload, an unknown
-option, a language the model lacks); capacity is 503 with Retry-After; anything unexpected is a 500 whose
+option, a language the model lacks); capacity is 503 with Retry-After, a required device that cannot run
+(``ProviderError``) 503; anything unexpected is a 500 whose
 body says only "internal error" (the traceback goes to the server log, never to the client).
 Bodies follow OpenAI's ``{"error": {"message", "type", "param", "code"}}`` so its clients show the message.
 """
@@ -12,7 +13,7 @@ import logging
 from dataclasses import dataclass, field
 
 from ..errors import (AudioError, DecodingError, EdgeASRError, ModelError, ModelNotFoundError, OptionError,
-                      StreamError, UnknownOptionError)
+                      ProviderError, StreamError, UnknownOptionError)
 
 log = logging.getLogger("edge_asr.server")
 
@@ -89,6 +90,9 @@ class ApiError:
 _LIBRARY_ERRORS: tuple[tuple[type[BaseException], int, str], ...] = (
     (ModelNotFoundError, 404, "model_not_found"),
     (ModelError, 500, "model_error"),  # the server's own model folder is broken: not the client's fault
+    # A model loaded on demand under --require-device whose device cannot run here: the server's
+    # state, not the request's (a retry may succeed once the device is back).
+    (ProviderError, 503, "device_unavailable"),
     (AudioError, 400, "invalid_audio"),
     (UnknownOptionError, 400, "unknown_parameter"),
     (OptionError, 400, "invalid_parameter"),

@@ -32,15 +32,16 @@ class RequestField:
     help: str
     choices: tuple | None = None
 
-    def parse(self, values: list[str]) -> Any:
-        """The field's value from its text value(s); OptionError naming the field when it does not fit."""
+    def parse(self, values: list[str], whole: bool = False) -> Any:
+        """The field's value from its text value(s); OptionError naming the field when it does not fit.
+        ``whole``: the values came as a list (``name[]``), one item each, never split on commas."""
         if len(values) > 1 and self.kind not in ("floats", "strs"):
             raise OptionError(f"field {self.name!r} was given {len(values)} times; give it once")
         text = values[0].strip() if len(values) == 1 else ""
         if self.optional and self.kind != "str" and len(values) == 1 and text.lower() in NONE_WORDS:
             return None
         try:
-            value = self._convert(values, text)
+            value = self._convert(values, text, whole)
         except ValueError:
             raise OptionError(f"field {self.name!r} expects {self._expects()}, got {', '.join(values)!r}") from None
         if self.choices is not None and value not in self.choices:
@@ -48,7 +49,7 @@ class RequestField:
                               f"got {value!r}")
         return value
 
-    def _convert(self, values: list[str], text: str) -> Any:
+    def _convert(self, values: list[str], text: str, whole: bool = False) -> Any:
         if self.kind == "bool":
             if text.lower() in TRUE_WORDS:
                 return True
@@ -64,7 +65,9 @@ class RequestField:
             if not numbers:
                 raise ValueError(text)
             return numbers[0] if len(numbers) == 1 else tuple(numbers)
-        if self.kind == "strs":  # "a,b", one per line, or the field repeated
+        if self.kind == "strs":  # "a,b", one per line, or the field repeated (or name[]): one item per value
+            if whole or len(values) > 1:  # a list's items are kept whole: a term may hold a comma ("Acme, Inc.")
+                return tuple(v.strip() for v in values if v.strip())
             return tuple(t.strip() for v in values for t in v.replace("\n", ",").split(",") if t.strip())
         if self.optional and not text:
             return None
@@ -112,10 +115,21 @@ def request_fields(cls: type, *, prefix: str = "", skip: Iterable[str] = (), onl
     return out
 
 
-def parse_fields(values: Mapping[str, list[str]], specs: Mapping[str, RequestField]) -> dict[str, Any]:
+def list_name(name: str, specs: Mapping[str, RequestField]) -> str | None:
+    """The list field that ``name[]`` stands for (clients such as openai's send a list as repeated
+    ``name[]`` parts or query items), or None when ``name`` is not that form of a list field."""
+    if name.endswith("[]") and name[:-2] in specs and specs[name[:-2]].kind in ("floats", "strs"):
+        return name[:-2]
+    return None
+
+
+def parse_fields(values: Mapping[str, list[str]], specs: Mapping[str, RequestField],
+                 whole: Iterable[str] = ()) -> dict[str, Any]:
     """{dataclass field: value} for the ``values`` (request name -> text values) that ``specs`` know;
-    UnknownOptionError listing the valid names for any other."""
+    UnknownOptionError listing the valid names for any other. ``whole``: the names given in list form
+    (``name[]``), whose values are items as they are."""
     unknown = sorted(set(values) - set(specs))
     if unknown:
         raise UnknownOptionError(f"unknown field(s) {', '.join(map(repr, unknown))}; valid: {', '.join(sorted(specs))}")
-    return {specs[name].target: specs[name].parse(texts) for name, texts in values.items()}
+    whole = set(whole)
+    return {specs[name].target: specs[name].parse(texts, name in whole) for name, texts in values.items()}

@@ -7,7 +7,8 @@
   queue). Its ``gate`` (a bounded semaphore) is also taken by live streams around every encoder/decoder
   run (``GatedModel``), so uploads and streams of one model never run more than ``concurrency`` graphs
   at once.
-- ``check_request_options``: caps on the options that multiply memory (beam width, batch size).
+- ``check_request_options``: caps on the options that multiply memory (beam width, batch size) or build
+  cost (the number and total length of boost terms).
 """
 
 from __future__ import annotations
@@ -165,3 +166,11 @@ def check_request_options(options: TranscribeOptions, config: ServerConfig) -> N
             raise OptionError(f"{name}={value} is over this server's limit of {cap}")
         if value is not None and value < 1:
             raise OptionError(f"{name} must be at least 1, got {value}")
+    terms = tuple(getattr(options, "boost_terms", ()) or ())
+    if len(terms) > config.max_boost_terms:
+        raise OptionError(f"boost_terms: {len(terms)} terms is over this server's limit of {config.max_boost_terms} "
+                          "(max_boost_terms)")
+    chars = sum(len(t) for t in terms if isinstance(t, str))
+    if chars > config.max_boost_chars:
+        raise OptionError(f"boost_terms: {chars} characters in all is over this server's limit of "
+                          f"{config.max_boost_chars} (max_boost_chars)")

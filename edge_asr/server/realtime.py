@@ -48,7 +48,7 @@ from ..errors import EdgeASRError, StreamError
 from ..options import TranscribeOptions
 from ..streaming import STREAMED_TRANSCRIBE_FIELDS, StreamEvent, StreamingOptions, StreamingTranscriber
 from .errors import RequestError, api_error
-from .fields import parse_fields, request_fields
+from .fields import list_name, parse_fields, request_fields
 from .limits import GatedModel, check_request_options
 from .security import SUBPROTOCOL, offered_subprotocols
 from .stream_audio import FORMATS, EncodedInput, PcmInput, PendingAudioError, check_format
@@ -78,7 +78,12 @@ class StreamRequest:
 
 def parse_query(items: list[tuple[str, str]], config) -> StreamRequest:
     texts: dict[str, list[str]] = {}
+    listed: set[str] = set()  # list fields given as name[] (one item per value, as in uploads)
     for k, v in items:
+        base = list_name(k, STREAM_FIELDS)
+        if base is not None:
+            k = base
+            listed.add(base)
         texts.setdefault(k, []).append(v)
     unknown = sorted(set(texts) - set(STREAM_FIELDS) - set(INPUT_FIELDS))
     if unknown:
@@ -102,7 +107,7 @@ def parse_query(items: list[tuple[str, str]], config) -> StreamRequest:
     fmt = one("format", "pcm_s16le")
     rate, channels = integer("sample_rate", 16000), integer("channels", 1)
     check_format(fmt, rate, channels)
-    given = parse_fields(texts, STREAM_FIELDS)
+    given = parse_fields(texts, STREAM_FIELDS, listed)
     options = StreamingOptions.from_fields(**given)
     cap = config.max_pending_s / 2
     if options.max_lag_s > cap:

@@ -5,7 +5,9 @@ OpenAI's fields: ``file`` (required), ``model`` (a cached model; ``whisper-1`` o
 ``timestamp_granularities[]`` (segment | word; word turns on word timing), ``stream`` (false only).
 Every other field is a TranscribeOptions field by name (``beam_size``, ``vad_filter``, ``hotwords``,
 ``word_timestamps``, ``condition_on_previous_text``, ...) or a VadOptions field as ``vad_<name>``, derived
-from the dataclasses (fields.py), so they match the Python API and the CLI. ``temperature`` follows
+from the dataclasses (fields.py), so they match the Python API and the CLI. A list field may come as one
+comma-separated value, or repeated, or as ``name[]`` parts (the openai client's ``extra_body`` lists): a
+repeated or ``[]`` value is one item, commas included. ``temperature`` follows
 OpenAI: one value t starts the fallback ladder at t (t, t+0.2, ... up to 1; 0 = the default ladder);
 comma-separated values give the ladder itself.
 
@@ -27,7 +29,7 @@ from starlette.responses import JSONResponse, Response
 from ..options import TranscribeOptions
 from ..vad import VadOptions
 from .errors import RequestError
-from .fields import RequestField, parse_fields, request_fields
+from .fields import RequestField, list_name, parse_fields, request_fields
 from .formats import GRANULARITIES, RESPONSE_FORMATS, render
 from .limits import check_request_options
 from .uploads import check_upload, decode_upload
@@ -73,6 +75,7 @@ def _ladder(temperature: Any) -> Any:
 def parse_form(form: FormData, task: str) -> AudioRequest:
     """The request's model, upload, options and output format, or a typed 4xx error naming the field."""
     texts: dict[str, list[str]] = {}
+    listed: set[str] = set()  # list fields sent as name[] (the openai client's form of a list)
     upload: UploadFile | None = None
     for name, value in form.multi_items():
         if isinstance(value, UploadFile):
@@ -84,6 +87,10 @@ def parse_form(form: FormData, task: str) -> AudioRequest:
             if name == FILE_FIELD:
                 raise RequestError(f"field {FILE_FIELD!r} must be a file upload (multipart/form-data with a "
                                    f"filename), not text", param=FILE_FIELD)
+            base = list_name(name, TRANSCRIBE_FIELDS) or list_name(name, VAD_FIELDS)
+            if base is not None:
+                name = base
+                listed.add(base)
             texts.setdefault("timestamp_granularities[]" if name == "timestamp_granularities" else name,
                              []).append(value)
     if upload is None:
@@ -116,7 +123,7 @@ def parse_form(form: FormData, task: str) -> AudioRequest:
     if bad:
         raise RequestError(f"timestamp_granularities[] takes {' and '.join(GRANULARITIES)}, not {', '.join(bad)}",
                            param="timestamp_granularities[]")
-    options = _options(texts, task, word_timing="word" in granularities)
+    options = _options(texts, task, word_timing="word" in granularities, listed=listed)
     return AudioRequest(model, upload, options, response_format, granularities)
 
 
@@ -124,9 +131,10 @@ def _split(texts: dict[str, list[str]], specs: dict[str, RequestField]) -> dict[
     return {k: v for k, v in texts.items() if k in specs}
 
 
-def _options(texts: dict[str, list[str]], task: str, word_timing: bool) -> TranscribeOptions:
-    values = parse_fields(_split(texts, TRANSCRIBE_FIELDS), TRANSCRIBE_FIELDS)
-    vad = parse_fields(_split(texts, VAD_FIELDS), VAD_FIELDS)
+def _options(texts: dict[str, list[str]], task: str, word_timing: bool, listed: set[str] = frozenset()
+             ) -> TranscribeOptions:
+    values = parse_fields(_split(texts, TRANSCRIBE_FIELDS), TRANSCRIBE_FIELDS, listed)
+    vad = parse_fields(_split(texts, VAD_FIELDS), VAD_FIELDS, listed)
     if "temperature" in values:
         values["temperature"] = _ladder(values["temperature"])
     if word_timing:
@@ -140,7 +148,10 @@ async def handle(request: Request, task: str) -> Response:
     runtime = request.app.state.runtime
     config = runtime.config
     runtime.check_open()
-    form = await request.form(max_files=1, max_fields=64, max_part_size=MAX_TEXT_FIELD_BYTES)
+    # Room for the largest boost list the server accepts as repeated parts (boost_terms[] per term), on top
+    # of the other fields; the list's own cap (check_request_options) then answers with a 400 naming it.
+    form = await request.form(max_files=1, max_fields=64 + config.max_boost_terms,
+                              max_part_size=MAX_TEXT_FIELD_BYTES)
     try:
         req = parse_form(form, task)
         entry = await run_in_threadpool(runtime.models.get, req.model)

@@ -63,7 +63,10 @@ def transcribe_pytorch(checkpoint: str | Path, clips: list[dict], processor: str
     for c in clips:
         feats = fe(c["audio"], sampling_rate=16000, return_tensors="pt").input_features
         with torch.no_grad():
-            ids = model.generate(feats, max_new_tokens=128, num_beams=1, do_sample=False, use_cache=True)
+            # As edge-asr is run (language="en"): a multilingual model would otherwise detect the language.
+            multilingual = getattr(model.generation_config, "is_multilingual", False)
+            lang = dict(language="en", task="transcribe") if multilingual else {}
+            ids = model.generate(feats, max_new_tokens=128, num_beams=1, do_sample=False, use_cache=True, **lang)
         out.append(tok.decode(ids[0], skip_special_tokens=True).strip())
     return out
 

@@ -35,12 +35,16 @@ def _dataset(jsonl: Path, processor_dir: str, encoder=None):
     With a frozen ``encoder`` the rows hold its output instead ({"encoder_outputs"}): computed once, not
     at every step of every epoch (on a CPU most of a step's time otherwise)."""
     import torch
-    from transformers import AutoTokenizer, WhisperFeatureExtractor
+    from transformers import AutoTokenizer, GenerationConfig, WhisperFeatureExtractor
 
     from edge_asr.audio import load_audio
 
     fe = WhisperFeatureExtractor.from_pretrained(processor_dir)
     tok = AutoTokenizer.from_pretrained(processor_dir)
+    if GenerationConfig.from_pretrained(processor_dir).is_multilingual:
+        # A multilingual tokenizer's labels otherwise start <|startoftranscript|><|notimestamps|>: the model
+        # would learn to drop the <|en|><|transcribe|> it decodes with. English-only models take neither.
+        tok.set_prefix_tokens(language="en", task="transcribe")
     rows = []
     for line in jsonl.read_text(encoding="utf-8").splitlines():
         item = json.loads(line)
@@ -112,6 +116,10 @@ def train(base: str | Path, train_jsonl: Path, out: Path, opts: TrainOptions = T
     if encoder is not None:
         encoder.eval()
     data = _dataset(train_jsonl, base, encoder)
+    # The processor in the Trainer's output folder: the checkpoint-N folders hold only weights, and
+    # `edge-asr export OUT/train/checkpoint-N` takes the tokenizer from the folder above them.
+    AutoTokenizer.from_pretrained(base).save_pretrained(out / "train")
+    WhisperFeatureExtractor.from_pretrained(base).save_pretrained(out / "train")
     log(f"{len(data)} training clips prepared in {time.time() - t0:.0f} s"
         + (" (frozen encoder run once per clip)" if encoder is not None else ""))
     args = Seq2SeqTrainingArguments(
