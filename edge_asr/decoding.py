@@ -84,11 +84,8 @@ class TokenDecoder:
     def reset(self) -> None:
         pass
 
-    def update(self, logits: np.ndarray, tokens: list[list[int]], sum_logprobs: np.ndarray,
-               scores: np.ndarray | None = None):
-        """Pick next tokens for every row; return (next tokens [rows], source row of each row or None, done).
-        Tokens are picked on ``logits``; ``sum_logprobs`` accumulate from ``scores`` when given (the logits
-        without the term boost: a bonus steers the choice but is no confidence, see DecodingTask.run)."""
+    def update(self, logits: np.ndarray, tokens: list[list[int]], sum_logprobs: np.ndarray):
+        """Pick next tokens for every row; return (next tokens [rows], source row of each row or None, done)."""
         raise NotImplementedError
 
     def finalize(self, tokens: list[list[int]], sum_logprobs: np.ndarray) -> tuple[list[list[list[int]]], list[list[float]]]:
@@ -105,15 +102,14 @@ class GreedyDecoder(TokenDecoder):
         self.n_group = n_group
         self.rng = rng
 
-    def update(self, logits, tokens, sum_logprobs, scores=None):
+    def update(self, logits, tokens, sum_logprobs):
         if self.temperature == 0:
             next_tokens = logits.argmax(axis=-1)
         else:  # Gumbel-max: a categorical sample per row, vectorised
             gumbel = -np.log(-np.log(self.rng.uniform(1e-20, 1.0, logits.shape)))
             next_tokens = (logits / self.temperature + gumbel).argmax(axis=-1)
-        scores = logits if scores is None else scores
         # Only the picked tokens' log-probabilities are needed: logit - logsumexp, not a full log-softmax.
-        logprobs = scores[np.arange(len(next_tokens)), next_tokens] - logsumexp(scores)
+        logprobs = logits[np.arange(len(next_tokens)), next_tokens] - logsumexp(logits)
         for b, tok in enumerate(next_tokens):
             if tokens[b] and tokens[b][-1] == self.eot:
                 next_tokens[b] = self.eot
@@ -143,41 +139,32 @@ class BeamSearchDecoder(TokenDecoder):
         if self.max_candidates <= 0:
             raise DecodingError(f"beam_size * patience must be at least 1 (got {beam_size} * {self.patience})")
         self.finished: list[dict[tuple, float]] | None = None
-        self.selection: np.ndarray | None = None  # per row: the sum of the logprobs the search picks on
 
     def reset(self):
         self.finished = None
-        self.selection = None
 
-    def update(self, logits, tokens, sum_logprobs, scores=None):
+    def update(self, logits, tokens, sum_logprobs):
         n_audio = len(tokens) // self.beam_size
         if self.finished is None:
             self.finished = [{} for _ in range(n_audio)]
-        # The search keeps and finishes hypotheses on ``logits`` (boost included) and their own running sums;
-        # ``sum_logprobs`` (and the finished candidates' scores, which rank them) follow ``scores``.
-        if self.selection is None or len(self.selection) != len(tokens):
-            self.selection = np.array(sum_logprobs, dtype=np.float64)
         logprobs = log_softmax(logits)
-        true_logprobs = logprobs if scores is None else log_softmax(scores)
-        next_tokens, source, new_tokens, new_sums, new_selection = [], [], [], [], []
+        next_tokens, source, new_tokens, new_sums = [], [], [], []
         for i in range(n_audio):
-            picks, sums, sources, finished = {}, {}, {}, {}
+            scores, sources, finished = {}, {}, {}
             for j in range(self.beam_size):
                 idx = i * self.beam_size + j
                 prefix = tokens[idx]
                 top = np.argpartition(-logprobs[idx], self.beam_size)[: self.beam_size + 1]
                 for tok in top[np.argsort(-logprobs[idx, top])]:
                     seq = tuple(prefix + [int(tok)])
-                    picks[seq] = float(self.selection[idx] + logprobs[idx, tok])
-                    sums[seq] = float(sum_logprobs[idx] + true_logprobs[idx, tok])
+                    scores[seq] = float(sum_logprobs[idx] + logprobs[idx, tok])
                     sources[seq] = idx
             saved = 0
-            for seq in sorted(picks, key=picks.get, reverse=True):
+            for seq in sorted(scores, key=scores.get, reverse=True):
                 if seq[-1] == self.eot:
-                    finished[seq] = picks[seq]
+                    finished[seq] = scores[seq]
                 else:
-                    new_sums.append(sums[seq])
-                    new_selection.append(picks[seq])
+                    new_sums.append(scores[seq])
                     new_tokens.append(list(seq))
                     source.append(sources[seq])
                     saved += 1
@@ -186,10 +173,9 @@ class BeamSearchDecoder(TokenDecoder):
             for seq in sorted(finished, key=finished.get, reverse=True):
                 if len(self.finished[i]) >= self.max_candidates:
                     break
-                self.finished[i][seq] = sums[seq]
+                self.finished[i][seq] = finished[seq]
         tokens[:] = new_tokens
         sum_logprobs[:] = new_sums
-        self.selection = np.array(new_selection, dtype=np.float64)
         next_tokens = np.array([seq[-1] for seq in new_tokens], dtype=np.int64)
         done = all(len(f) >= self.max_candidates for f in self.finished)
         return next_tokens, np.array(source, dtype=np.int64), done
@@ -334,7 +320,6 @@ class DecodingTask:
         tokens: list[list[int]] = [list(forced) for _ in range(rows)]
         sum_logprobs = np.zeros(rows)
         filters = self._filters(languages[0])
-        boost = next((f for f in filters if isinstance(f, TermBoost)), None)
         no_speech_probs: list[float | None] = [None] * n_audio
         step_input = np.array([initial + forced] * rows, dtype=np.int64)
         want_no_speech = tok.special.no_speech is not None
@@ -359,18 +344,9 @@ class DecodingTask:
             live = [seq[:-1] if seq and seq[-1] == tok.eot else seq for seq in tokens]
             for f in filters:
                 f.apply(last, live)
-            # Tokens are chosen with the term boost, but their log-probabilities (sum_logprobs, avg_logprob,
-            # token probabilities) come from the logits without it: a bonus is a nudge, not confidence, so
-            # beam ranking, the fallback thresholds and the silence rule see what the model itself says (a
-            # boosted term hallucinated in silence stays unlikely). The other filters' masks (-inf) stay.
-            scores = last
-            if boost is not None and boost.added is not None:
-                scores = last.copy()
-                rows_, ids_, bonus_ = boost.added
-                scores[rows_, ids_] -= bonus_
-            next_tokens, source, done = decoder.update(last, tokens, sum_logprobs, scores)
+            next_tokens, source, done = decoder.update(last, tokens, sum_logprobs)
             if stop_rule is not None:
-                picked.append(float(np.exp(scores[0, next_tokens[0]] - logsumexp(scores)[0])))
+                picked.append(float(np.exp(last[0, next_tokens[0]] - logsumexp(last)[0])))
             if attention is not None and tokens[0][-1] != tok.eot and stop_rule(tokens[0][-1], attention[0, :, -1]):
                 tokens[0][-1] = tok.eot  # the attention of the position that picked it says where it is
                 done = True

@@ -16,8 +16,8 @@ raises that token's log-probability by at most b and by less the likelier it alr
 ~0), so a term the model already says is left alone, and no hypothesis can run away on repeated
 bonuses (where prompt hotwords caused repetition loops). Timestamp and special tokens are never in the
 trie, and the forced prefix is fed, not sampled, so it never gets a bonus (it only sets the match state).
-The bonus steers the choice only: the decoder takes log-probabilities from the logits before it
-(decoding.py), so avg_logprob, beam ranking, fallback and the silence rule see the model's own confidence.
+The bonus counts in the hypothesis' score (shallow fusion): scoring without it (measured, issue 17 review)
+cut tiny.en's term recall 13/36 -> 7/36, the term-led text falling under the log-probability threshold.
 
 Languages written without spaces (tokenizer.NO_SPACE_LANGUAGES) have no word boundaries to wait for, so
 there a term may start after any token. Limitation: the trie is walked with decoded token texts, so a
@@ -321,7 +321,6 @@ class TermBoost(LogitFilter):
         self.seen = np.zeros(0, dtype=np.int64)  # tokens of each row already folded into its state
         self.used: list[frozenset[int]] = []  # terms each row has completed
         self.pending: list[frozenset[int]] = []  # terms whose form ended at the row's last token
-        self.added: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # last apply's (rows, ids, bonus)
 
     def _ends_word(self, token: int) -> bool:
         """Whether a term without a leading space may start after ``token``: after a timestamp or
@@ -367,10 +366,8 @@ class TermBoost(LogitFilter):
                 all_ids.append(ids)
                 all_bonus.append(bonus)
                 all_rows.append(np.full(len(ids), b, dtype=np.int64))
-        self.added = None
         if all_ids:  # (row, token) pairs are unique per row, so one fancy-indexed add covers every row
-            self.added = (np.concatenate(all_rows), np.concatenate(all_ids), np.concatenate(all_bonus))
-            logits[self.added[0], self.added[1]] += self.added[2]
+            logits[np.concatenate(all_rows), np.concatenate(all_ids)] += np.concatenate(all_bonus)
 
     def reorder(self, source: np.ndarray) -> None:
         if len(self.node):

@@ -330,7 +330,11 @@ def test_trie_cache_keeps_the_recently_used_list(tok):
     assert term_trie(tok, ("Steady",), W) is steady
 
 
-def test_logprobs_exclude_the_boost(model, tok, state, monkeypatch):
+def test_scores_include_the_boost(model, tok, state, monkeypatch):
+    """Shallow fusion: a hypothesis' log-probability (avg_logprob, beam ranking, best-of) includes the bonus
+    of the tokens it was given. Measured and not adopted: scoring without it (the model's own confidence)
+    cut tiny.en's term recall from 13/36 to 7/36 in `bench boost` (the bonus-led text fell under the
+    log-probability threshold, fell back to sampling, and best-of chose the samples without the term)."""
     before = []
     original = TermBoost.apply
 
@@ -343,10 +347,5 @@ def test_logprobs_exclude_the_boost(model, tok, state, monkeypatch):
     assert tok.decode(big.tokens) in term_forms("Zorvexa")  # the boost chose the tokens ...
     own = sum(float(logits[0, t] - np.logaddexp.reduce(logits[0].astype(np.float64)))
               for logits, t in zip(before, big.tokens))
-    # ... but the confidence is the model's own (with the bonus, each step's logprob was ~0).
-    assert big.avg_logprob == pytest.approx(own / (len(big.tokens) + 1), abs=1e-3)
-    plain = decode(model, state, without_timestamps=True, sample_len=7)[0]
-    assert big.avg_logprob < plain.avg_logprob
-    beam = decode(model, state, beam_size=3, without_timestamps=True, sample_len=7, boost_terms=("Zorvexa",),
-                  boost_weight=1000.0)[0]
-    assert beam.avg_logprob < -1  # not the ~0 of boosted logprobs
+    # ... and the score counts it: with a bonus of 1000 each step's log-probability is ~0, not the model's own.
+    assert big.avg_logprob > own / (len(big.tokens) + 1) + 1.0
