@@ -123,3 +123,10 @@ def post_audio(srv: Running, fields: dict | list, files: list[tuple[str, str, by
                path: str = "/v1/audio/transcriptions", headers: dict | None = None, chunked: bool = False) -> Reply:
     body, ctype = multipart(fields, files)
     return request(srv, "POST", path, body, {"Content-Type": ctype, **(headers or {})}, chunked=chunked)
+
+
+def openai_client(srv, api_key: str = "unused", timeout: float = 60):
+    """The official openai client pointed at a running test server (no retries: a failure shows at once)."""
+    import openai
+
+    return openai.OpenAI(base_url=srv.url + "/v1", api_key=api_key, max_retries=0, timeout=timeout)

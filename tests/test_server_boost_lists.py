@@ -10,7 +10,7 @@ from edge_asr.server import realtime, transcription
 from edge_asr.server.config import ServerConfig
 from edge_asr.server.errors import api_error
 
-from server_harness import post_audio, running_server
+from server_harness import openai_client, post_audio, running_server
 from test_server_rest import FAST, SHORT_WAV
 
 openai = pytest.importorskip("openai", reason="the openai client is in the test extra")
@@ -25,7 +25,7 @@ def srv(runtime_model_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(srv):
-    return openai.OpenAI(base_url=srv.url + "/v1", api_key="unused", max_retries=0, timeout=60)
+    return openai_client(srv)
 
 
 def test_openai_client_boost_list_arrives_whole(client, monkeypatch):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, SAMPLE, SAMPLE_TEXT, wer
-from server_harness import running_server
+from server_harness import openai_client, running_server
 
 openai = pytest.importorskip("openai", reason="the openai client is in the test extra")
 websockets = pytest.importorskip("websockets", reason="the websockets client is in the test extra")
@@ -46,7 +46,7 @@ def test_readme_openai_example_works_offline(srv, monkeypatch):
 
 
 def test_openai_client_text_in_every_format(srv):
-    client = openai.OpenAI(base_url=srv.url + "/v1", api_key="unused", max_retries=0, timeout=120)
+    client = openai_client(srv, timeout=120)
     text = client.audio.transcriptions.create(model="tiny.en", file=SAMPLE, response_format="text")
     assert text.endswith("\n") and wer(SAMPLE_TEXT, text) < 0.1
     srt = client.audio.transcriptions.create(model="tiny.en", file=SAMPLE, response_format="srt")

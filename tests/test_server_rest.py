@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from server_harness import post_audio, request, running_server
+from server_harness import openai_client, post_audio, request, running_server
 
 openai = pytest.importorskip("openai", reason="the openai client is in the test extra")
 
@@ -41,7 +41,7 @@ def srv(runtime_model_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(srv):
-    return openai.OpenAI(base_url=srv.url + "/v1", api_key="unused", max_retries=0, timeout=60)
+    return openai_client(srv)
 
 
 def test_openai_client_every_response_format(client, tmp_path):
