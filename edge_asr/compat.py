@@ -58,7 +58,8 @@ COMPUTE_TYPES: dict[str, str | None] = {
 
 # transcribe() arguments that map onto edge-asr, and how (README, "faster-whisper compatibility", lists them too).
 SUPPORTED = {
-    "language": "language (codes or names: 'en', 'English')", "task": "task", "log_progress": "a tqdm bar",
+    "language": "language (codes or names: 'en', 'English')",
+    "task": "task (default None: the model folder's, a fine-tune's; else transcribe)", "log_progress": "a tqdm bar",
     "beam_size": "beam_size (1: greedy)", "best_of": "best_of", "patience": "patience",
     "length_penalty": "1 only (= edge-asr's default length normalisation)", "temperature": "temperature",
     "compression_ratio_threshold": "compression_ratio_threshold", "log_prob_threshold": "logprob_threshold",
@@ -224,7 +225,7 @@ class WhisperModel:
         """The language codes this model can transcribe."""
         return self.edge.tokenizer.language_codes()
 
-    def transcribe(self, audio: str | BinaryIO | np.ndarray, language: str | None = None, task: str = "transcribe",
+    def transcribe(self, audio: str | BinaryIO | np.ndarray, language: str | None = None, task: str | None = None,
                    log_progress: bool = False, beam_size: int = 5, best_of: int = 5, patience: float = 1,
                    length_penalty: float = 1, repetition_penalty: float = 1, no_repeat_ngram_size: int = 0,
                    temperature: float | list[float] | tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0),

@@ -27,7 +27,11 @@ class DriftBounds:
     # int8-w7 measured tiny.en 0.009, base 0.065 on the bundled clip.
     max_mean_kl: float = 0.15
     min_top1_agreement: float = 0.90
-    # Free-running greedy text, runtime vs PyTorch (WER of one against the other, whole corpus).
+    # Free-running greedy text, runtime vs PyTorch (WER of one against the other, whole corpus). Applied
+    # only without reference texts: with them, the two checks below judge accuracy itself. Measured
+    # (issue 17, a tiny.en fine-tune on noisy synthesized speech that PyTorch gets 24 % wrong): int8's text
+    # differed from PyTorch's by 12-16 % while its WER against the references was 4.5 points *lower* and
+    # it found one term more; where the model is unsure, any rounding changes the guess, not its quality.
     max_wer_vs_pytorch: float = 0.10
     # Runtime WER minus PyTorch WER against the reference texts (absolute).
     max_wer_increase: float = 0.02
@@ -47,7 +51,7 @@ def drift_violations(report: dict, bounds: DriftBounds) -> list[str]:
     if top1 is not None and top1 < bounds.min_top1_agreement:
         out.append(f"top-1 agreement {top1:.3f} < {bounds.min_top1_agreement}")
     wer = report.get("wer_onnx_vs_pytorch")
-    if wer is not None and wer > bounds.max_wer_vs_pytorch:
+    if wer is not None and report.get("wer_difference") is None and wer > bounds.max_wer_vs_pytorch:
         out.append(f"greedy text differs from PyTorch's: WER {wer:.3f} > {bounds.max_wer_vs_pytorch}")
     inc = report.get("wer_difference")
     if inc is not None and inc > bounds.max_wer_increase:

@@ -5,6 +5,7 @@ decodes a multilingual model as English (as edge-asr is run). On the tiny random
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -64,3 +65,83 @@ def test_pytorch_scoring_decodes_multilingual_as_english(tiny_checkpoint, sample
     monkeypatch.setattr(WhisperForConditionalGeneration, "generate", spy)
     transcribe_pytorch(tiny_checkpoint, [{"audio": sample_audio[:16000]}])
     assert seen == [("en", "transcribe")]
+
+
+@pytest.mark.skipif(not __import__("shutil").which("espeak-ng"), reason="needs espeak-ng (scripts/system_deps.sh)")
+def test_test_set_does_not_depend_on_training_options(tmp_path):
+    """Runs with other training options (ordinary share, sentences per term) score on the same test clips."""
+    from examples.domain_terms import synth
+
+    def build(name, **kw):
+        _, test = synth.build(["Zorvexa", "Draxiphen"], tmp_path / name, per_term_test=1, **kw)
+        rows = [json.loads(line) for line in test.read_text().splitlines()]
+        return [(r["text"], r["voice"]) for r in rows], [open(r["audio"], "rb").read() for r in rows]
+
+    a = build("a", per_term_train=1, ordinary_train=0)
+    b = build("b", per_term_train=2, ordinary_train=3)
+    assert a[0] == b[0] and a[1] == b[1] and len(a[0]) == 2
+
+
+@pytest.fixture
+def tuned_checkpoint(tiny_checkpoint, tmp_path):
+    """The tiny checkpoint with every weight moved by +1: a stand-in for a fine-tune."""
+    import shutil
+
+    import torch
+    from transformers import WhisperForConditionalGeneration
+
+    model = WhisperForConditionalGeneration.from_pretrained(tiny_checkpoint)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    out = tmp_path / "tuned"
+    model.save_pretrained(out)
+    for f in tiny_checkpoint.iterdir():
+        if f.name.startswith(("tokenizer", "preprocessor", "vocab", "merges", "special", "added", "normalizer")):
+            shutil.copy2(f, out / f.name)
+    return out
+
+
+def test_blend_is_the_weighted_mean_and_carries_the_processor(tiny_checkpoint, tuned_checkpoint, tmp_path):
+    import torch
+    from transformers import WhisperForConditionalGeneration
+
+    from examples.domain_terms.blend import blend
+
+    out = blend(tiny_checkpoint, tuned_checkpoint, 0.7, tmp_path / "b")
+    base = WhisperForConditionalGeneration.from_pretrained(tiny_checkpoint).state_dict()
+    mixed = WhisperForConditionalGeneration.from_pretrained(out).state_dict()
+    key = "model.decoder.layers.0.fc1.weight"
+    assert torch.allclose(mixed[key], base[key] + 0.7, atol=1e-5)
+    assert (out / "tokenizer.json").is_file() and (out / "preprocessor_config.json").is_file()
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        blend(tiny_checkpoint, tuned_checkpoint, 1.5, tmp_path / "c")
+
+
+def test_blend_choice_is_the_smallest_alpha_keeping_the_terms(tiny_checkpoint, tuned_checkpoint, tmp_path,
+                                                             monkeypatch):
+    """Term recall (faked per folder: the terms are heard from alpha 0.7 up) picks 0.7, and the folder
+    written is that blend; with no alpha keeping them the fine-tune is shipped as trained."""
+    import torch
+    from transformers import WhisperForConditionalGeneration
+
+    from examples.domain_terms import blend, evaluate
+
+    val = [{"id": "v", "audio": None, "text": "Order Zorvexa now."}]
+    hears_from = {"value": 0.7}
+
+    def fake(folder, clips):
+        name = Path(folder).name
+        alpha = 1.0 if name == "tuned" else float(name[1:])
+        return ["Order Zorvexa now." if alpha >= hears_from["value"] else "Order sore vexer now."]
+
+    monkeypatch.setattr(evaluate, "transcribe_pytorch", fake)
+    chosen = blend.choose(tiny_checkpoint, tuned_checkpoint, val, ["Zorvexa"], tmp_path / "out", log=lambda m: None)
+    assert chosen["alpha"] == 0.7 and chosen["recall"] == {"0.5": 0.0, "0.6": 0.0, "0.7": 1.0, "1.0": 1.0}
+    base = WhisperForConditionalGeneration.from_pretrained(tiny_checkpoint).state_dict()
+    shipped = WhisperForConditionalGeneration.from_pretrained(tmp_path / "out").state_dict()
+    key = "model.decoder.layers.0.fc1.weight"
+    assert torch.allclose(shipped[key], base[key] + 0.7, atol=1e-5)
+    hears_from["value"] = 2.0  # nothing but the fine-tune itself... which does not hear them either
+    chosen = blend.choose(tiny_checkpoint, tuned_checkpoint, val, ["Zorvexa"], tmp_path / "out", log=lambda m: None)
+    assert chosen["alpha"] == 1.0 and (tmp_path / "out" / "config.json").is_file()

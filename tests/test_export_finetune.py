@@ -86,6 +86,13 @@ def test_generation_config_carried_into_manifest_and_used_as_default(german_expo
     tasks.clear()
     model.transcribe(audio, batch_size=2, vad_filter=True, without_timestamps=True)  # batched: the same default
     assert set(tasks) <= {"translate"}
+    tasks.clear()
+    from edge_asr.compat import WhisperModel as CompatModel  # faster-whisper's API: the same default
+
+    compat = CompatModel(german_export, device="cpu")
+    compat.edge.tokenizer.sot_sequence = model.tokenizer.sot_sequence
+    list(compat.transcribe(audio, beam_size=1, without_timestamps=True)[0])
+    assert tasks and set(tasks) == {"translate"}
 
 
 def test_validation_uses_the_manifest_task(german_export, german_checkpoint, sample_audio, monkeypatch):
@@ -294,6 +301,20 @@ def test_cli_export_reports_term_recall_side_by_side(tiny_checkpoint, clip_list,
     assert "term recall" in err and "fp32" in err  # the table printed for the user
     manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
     assert manifest["validation"]["drift"]["violations"] == []
+
+
+def test_text_agreement_bound_only_without_references():
+    """The greedy-text agreement bound judges an export only when no reference texts are given: with
+    references, accuracy against them (and term recall) decides."""
+    from edge_asr_export.drift import DriftBounds, drift_violations
+
+    report = {"mean_kl": 0.03, "top1_agreement": 0.95, "wer_onnx_vs_pytorch": 0.15}
+    assert ["WER 0.150 > 0.1" in v for v in drift_violations(report, DriftBounds())] == [True]
+    with_refs = {**report, "wer_difference": -0.045, "term_recall_pytorch": 24 / 28, "term_recall": 25 / 28}
+    assert drift_violations(with_refs, DriftBounds()) == []
+    worse = {**with_refs, "wer_difference": 0.03, "term_recall": 20 / 28}
+    found = drift_violations(worse, DriftBounds())
+    assert len(found) == 2 and "rose by 0.030" in found[0] and "term recall" in found[1]
 
 
 def test_drift_gate_refuses_and_accept_drift_keeps(tiny_checkpoint, clip_list, tmp_path):

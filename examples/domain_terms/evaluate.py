@@ -82,15 +82,22 @@ def score(clips: list[dict], texts: list[str], terms: list[str]) -> dict:
             "texts": texts}
 
 
-def evaluate(systems: dict[str, tuple[str, str]], test: list[dict], english: list[dict], terms: list[str],
+def evaluate(systems: dict[str, tuple], test: list[dict], english: list[dict], terms: list[str],
              log=print) -> dict:
-    """``systems``: {label: ("edge", folder) | ("pytorch", checkpoint)} -> {label: {"terms": score,
-    "english": score, "seconds"}}."""
+    """``systems``: {label: ("edge", folder[, options]) | ("pytorch", checkpoint)} -> {label: {"terms": score,
+    "english": score, "seconds"}}. ``options`` are ``transcribe`` keyword arguments (``hotwords``,
+    ``boost_terms``): the same options on the English clips too, where they cost general accuracy."""
     out = {}
-    for label, (kind, path) in systems.items():
+    for label, (kind, path, *rest) in systems.items():
+        options = rest[0] if rest else {}
         t0 = time.time()
-        run = transcribe_edge if kind == "edge" else transcribe_pytorch
-        row = {"kind": kind, "path": str(path), "terms": score(test, run(path, test), terms)}
+        if kind == "edge":
+            run = lambda p, clips: transcribe_edge(p, clips, **options)  # noqa: E731
+        else:
+            run = transcribe_pytorch
+        row = {"kind": kind, "path": str(path), "options": {k: list(v) if isinstance(v, tuple) else v
+                                                             for k, v in options.items()},
+               "terms": score(test, run(path, test), terms)}
         if english:
             row["english"] = score(english, run(path, english), [])
         row["seconds"] = round(time.time() - t0, 1)

@@ -6,6 +6,8 @@ Steps (each also runnable alone: ``python -m examples.domain_terms.synth|train``
   1. synth: espeak-ng speech for the terms (several voices, rates, noise) + ordinary sentences;
   2. train: Seq2SeqTrainer on the stock transformers checkpoint (encoder frozen; ``--lora`` for a PEFT
      adapter), checkpoint-N folders under OUT/train/;
+  2b. blend: the shipped weights are ``alpha * fine-tune + (1 - alpha) * stock`` (``blend.py``, WiSE-FT),
+     alpha the smallest that keeps 95 % of the fine-tune's term recall on a validation set of its own;
   3. export: ``edge_asr_export.export_model`` to int8 (validated on the held-out term sentences with the
      term list: PyTorch / fp32 / int8 side by side, drift-gated) and fp32;
   4. evaluate: stock vs fine-tuned, PyTorch and edge-asr, term recall and WER on the term sentences and on
@@ -24,10 +26,10 @@ from pathlib import Path
 
 from edge_asr.quantization import kernel_class
 
-from . import evaluate, synth
+from . import blend, evaluate, synth
+from .train import TrainOptions, train
 
 INT8_SCHEMES = ("int8-w7", "int8-u8u8")
-from .train import TrainOptions, train
 
 
 def _lscpu_flags() -> list[str]:
@@ -56,12 +58,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="work folder (data, checkpoints, model folders, results)")
     p.add_argument("--steps", type=int, default=TrainOptions.max_steps, help="training steps (default 75)")
     p.add_argument("--batch-size", type=int, default=TrainOptions.batch_size)
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-5, LoRA 1e-3)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default 5e-5, LoRA 1e-3)")
     p.add_argument("--per-term", type=int, default=10, help="training sentences per term (default 10)")
+    p.add_argument("--ordinary", type=int, default=24,
+                   help="ordinary sentences (no terms) mixed into training (default 24): keeps plain speech")
     p.add_argument("--lora", action="store_true", help="train a LoRA adapter (merged at export)")
     p.add_argument("--train-encoder", action="store_true", help="train the encoder too (default: frozen)")
+    p.add_argument("--blend", default="auto",
+                   help="share of the fine-tune in the shipped weights, the rest the stock model's (WiSE-FT): "
+                        "auto (default: the smallest of 0.5-0.9 keeping 95 %% of the fine-tune's term recall, or "
+                        "all but one occurrence, on the validation clips), a number, or 1 (the fine-tune as trained)")
     p.add_argument("--accept-drift", "--force", dest="accept_drift", action="store_true",
                    help="keep the int8 export even if it drifts beyond the bounds (as edge-asr export --accept-drift)")
+    p.add_argument("--no-bias", action="store_true",
+                   help="skip the hotwords and boost rows (stock and fine-tuned int8 with the term list)")
     p.add_argument("--reuse", action="store_true", help="reuse OUT's synthesized data and trained model if present")
     p.add_argument("--results", default=None, help="also write the results as RESULTS.json and RESULTS.md")
     a = p.parse_args(argv)
@@ -84,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     sentences = Path(a.sentences).read_text(encoding="utf-8").splitlines() if a.sentences else None
     train_jsonl, test_jsonl = out / "data" / "train.jsonl", out / "data" / "test.jsonl"
     if not (a.reuse and train_jsonl.is_file() and test_jsonl.is_file()):
-        train_jsonl, test_jsonl = synth.build(terms, out / "data", per_term_train=a.per_term, sentences=sentences)
+        train_jsonl, test_jsonl = synth.build(terms, out / "data", per_term_train=a.per_term,
+                                             ordinary_train=a.ordinary, sentences=sentences)
     timings["synth"] = round(time.time() - t0, 1)
     log(f"[1/4] synthesized {sum(1 for _ in open(train_jsonl))} training and {sum(1 for _ in open(test_jsonl))} "
         f"test clips in {timings['synth']} s")
@@ -103,6 +114,31 @@ def main(argv: list[str] | None = None) -> int:
     timings["train"] = round(time.time() - t0, 1)
     log(f"[2/4] fine-tuned in {timings['train']} s: {trained['model']} (checkpoints {trained['checkpoints']})")
 
+    tuned = trained["model"]
+    if a.lora:  # PyTorch scoring and the blend read a plain checkpoint: the adapter merged (as the export does)
+        from transformers import AutoTokenizer, WhisperFeatureExtractor
+
+        from edge_asr_export.lora import load_merged
+
+        merged, _ = load_merged(trained["model"])
+        merged.save_pretrained(out / "merged")
+        # save_pretrained writes weights and configs only: the processor too, which evaluate loads from it.
+        AutoTokenizer.from_pretrained(trained["model"]).save_pretrained(out / "merged")
+        WhisperFeatureExtractor.from_pretrained(trained["model"]).save_pretrained(out / "merged")
+        tuned = str(out / "merged")
+    t0 = time.time()
+    val_jsonl = out / "data" / "val.jsonl"
+    blended = {"alpha": 1.0, "folder": tuned}
+    if a.blend == "auto" and not val_jsonl.is_file():  # a --reuse of data made before the validation set
+        synth.build_val(terms, out / "data")
+    if a.blend == "auto":
+        blended = blend.choose(base, tuned, evaluate.load_set(val_jsonl), terms, out / "blend", log=log)
+    elif a.blend not in ("auto", "1", "1.0"):
+        blended = {"alpha": float(a.blend), "folder": str(blend.blend(base, tuned, float(a.blend), out / "blend"))}
+    ship = blended["folder"]
+    timings["blend"] = round(time.time() - t0, 1)
+    log(f"blend: alpha {blended['alpha']} ({ship}) in {timings['blend']} s")
+
     t0 = time.time()
     test = evaluate.load_set(test_jsonl)
     clips = bundled_clips() + [Clip(c["id"], c["audio"], c["text"]) for c in test]
@@ -110,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     # CPUs without VNNI, sometimes closer to fp32); the first the drift gate accepts is kept.
     for scheme in INT8_SCHEMES:
         try:
-            _, report = export_model(trained["model"], out / "int8", "int8", clips=clips, terms=terms, force=True,
+            _, report = export_model(ship, out / "int8", "int8", clips=clips, terms=terms, force=True,
                                      int8_scheme=scheme, accept_drift=a.accept_drift, log=log)
             int8_folder = out / "int8"
             export_status = f"{scheme}: within drift bounds"
@@ -124,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             export_status = f"refused ({', '.join(INT8_SCHEMES)}): " + "; ".join(report["drift"]["violations"])
             # The refused folder is what is scored (labelled refused); out/int8 may be an earlier run's export.
             int8_folder = out / "int8.failed"
-    export_model(trained["model"], out / "fp32", "fp32", force=True, log=log)
+    export_model(ship, out / "fp32", "fp32", force=True, log=log)
     timings["export"] = round(time.time() - t0, 1)
     log(f"[3/4] exported in {timings['export']} s; int8 {export_status}")
     log("export validation (greedy, first 30 s, PyTorch vs fp32 vs int8 on the term sentences):\n"
@@ -134,31 +170,30 @@ def main(argv: list[str] | None = None) -> int:
     english = evaluate.english_set()
     if not english:
         log("../shared/audio is absent: ordinary-English WER is not measured")
+    name = "fine-tuned" if blended["alpha"] == 1.0 else f"fine-tuned, blended (alpha {blended['alpha']})"
     systems = {
         f"stock {a.model} PyTorch": ("pytorch", str(base)),
         f"stock {a.model} edge-asr int8": ("edge", str(stock_int8)),
-        "fine-tuned PyTorch": ("pytorch", trained["model"]),
-        "fine-tuned edge-asr fp32": ("edge", str(out / "fp32")),
-        "fine-tuned edge-asr int8": ("edge", str(int8_folder)),
+        "fine-tuned PyTorch": ("pytorch", tuned),
+        **({f"{name} PyTorch": ("pytorch", ship)} if blended["alpha"] != 1.0 else {}),
+        f"{name} edge-asr fp32": ("edge", str(out / "fp32")),
+        f"{name} edge-asr int8": ("edge", str(int8_folder)),
     }
-    if a.lora:  # PyTorch scoring reads a plain checkpoint: the adapter merged (as the export does)
-        from edge_asr_export.lora import load_merged
-
-        from transformers import AutoTokenizer, WhisperFeatureExtractor
-
-        merged, _ = load_merged(trained["model"])
-        merged.save_pretrained(out / "merged")
-        # save_pretrained writes weights and configs only: the processor too, which evaluate loads from it.
-        AutoTokenizer.from_pretrained(trained["model"]).save_pretrained(out / "merged")
-        WhisperFeatureExtractor.from_pretrained(trained["model"]).save_pretrained(out / "merged")
-        systems["fine-tuned PyTorch"] = ("pytorch", str(out / "merged"))
+    if not a.no_bias:
+        # The no-training options on the same test set, and boosting on top of the fine-tune: the prompt
+        # (hotwords, as faster-whisper) and the logit boost (term_boost), both given the term list as is.
+        systems = {**dict(list(systems.items())[:2]),
+                   f"stock {a.model} edge-asr int8 + hotwords": ("edge", str(stock_int8), {"hotwords": ", ".join(terms)}),
+                   f"stock {a.model} edge-asr int8 + boost": ("edge", str(stock_int8), {"boost_terms": tuple(terms)}),
+                   **dict(list(systems.items())[2:]),
+                   f"{name} edge-asr int8 + boost": ("edge", str(int8_folder), {"boost_terms": tuple(terms)})}
     results = evaluate.evaluate(systems, test, english, terms, log=log)
     timings["evaluate"] = round(time.time() - t0, 1)
     timings["total"] = round(time.time() - t_all, 1)
     flags = _lscpu_flags()
     doc = {
         "model": a.model, "terms": terms, "train": {k: v for k, v in trained.items()},
-        "options": vars(a), "export": {"status": export_status, "validation": {
+        "options": vars(a), "blend": blended, "export": {"status": export_status, "validation": {
             k: report.get(k) for k in ("side_by_side", "mean_kl", "top1_agreement", "wer_onnx_vs_pytorch", "drift")}},
         "results": results, "timings_s": timings,
         "machine": {"cpu": _cpu_model(), "cpu_class": kernel_class(flags), "cores": __import__("os").cpu_count(),

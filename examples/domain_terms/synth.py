@@ -46,6 +46,13 @@ TEST_TEMPLATES = (
     "Let us move the {t} review to Monday.",
     "Nobody had heard of {t} before today.",
 )
+# Validation (choosing the blend, blend.py): sentences neither training nor test uses.
+VAL_TEMPLATES = (
+    "Did anyone order {t} for the lab?",
+    "The new {t} brochure is on my desk.",
+    "Ask the supplier whether {t} is still available.",
+    "We talked about {t} and {u} over lunch.",
+)
 # Ordinary English (no terms): keeps general transcription from drifting toward the carrier sentences.
 ORDINARY = (
     "The weather was cold and windy all weekend.",
@@ -152,22 +159,38 @@ def synthesize(texts: list[str], voices: tuple[str, ...], out_dir: Path, prefix:
 
 
 def build(terms: list[str], out: Path, *, per_term_train: int = 10, per_term_test: int = 2,
-          ordinary_train: int = 24, sentences: list[str] | None = None, seed: int = 0) -> tuple[Path, Path]:
-    """Synthesize the training and test sets for ``terms`` under ``out``; return the two jsonl paths."""
+          ordinary_train: int = 24, sentences: list[str] | None = None, seed: int = 0,
+          per_term_val: int = 2) -> tuple[Path, Path]:
+    """Synthesize the training and test sets for ``terms`` under ``out``, and a small validation set
+    (``val.jsonl``: other sentences, training voices) that choices such as the blend are made on, so the
+    test set stays unseen; return the training and test jsonl paths."""
     rng = random.Random(seed)
-    nrng = np.random.default_rng(seed)
     train_texts = carrier_texts(terms, TRAIN_TEMPLATES, per_term_train, rng, sentences)
     train_texts += [ORDINARY[i % len(ORDINARY)] for i in range(ordinary_train)]
     rng.shuffle(train_texts)
-    test_texts = carrier_texts(terms, TEST_TEMPLATES, per_term_test, rng)
-    train = synthesize(train_texts, TRAIN_VOICES, out / "train", "train", nrng)
-    test = synthesize(test_texts, TEST_VOICES, out / "test", "test", nrng, noise_share=0.5)
+    # The test set draws from its own generators: the same terms and seed give the same test clips
+    # whatever the training options (per-term count, ordinary share), so runs compare on one set.
+    test_texts = carrier_texts(terms, TEST_TEMPLATES, per_term_test, random.Random(f"test-{seed}"))
+    train = synthesize(train_texts, TRAIN_VOICES, out / "train", "train", np.random.default_rng(seed))
+    test = synthesize(test_texts, TEST_VOICES, out / "test", "test", np.random.default_rng([seed, 1]),
+                      noise_share=0.5)
+    build_val(terms, out, per_term_val, seed)
     paths = []
     for name, rows in (("train", train), ("test", test)):
         p = out / f"{name}.jsonl"
         p.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
         paths.append(p)
     return paths[0], paths[1]
+
+
+def build_val(terms: list[str], out: Path, per_term: int = 2, seed: int = 0) -> Path:
+    """The validation set alone (``out/val.jsonl``): other sentences than training and test, training
+    voices, half with noise."""
+    rows = synthesize(carrier_texts(terms, VAL_TEMPLATES, per_term, random.Random(f"val-{seed}")),
+                      TRAIN_VOICES, out / "val", "val", np.random.default_rng([seed, 2]), noise_share=0.5)
+    path = out / "val.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
