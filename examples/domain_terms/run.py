@@ -6,8 +6,8 @@ Steps (each also runnable alone: ``python -m examples.domain_terms.synth|train``
   1. synth: espeak-ng speech for the terms (several voices, rates, noise) + ordinary sentences;
   2. train: Seq2SeqTrainer on the stock transformers checkpoint (encoder frozen; ``--lora`` for a PEFT
      adapter), checkpoint-N folders under OUT/train/;
-  2b. blend: the shipped weights are ``alpha * fine-tune + (1 - alpha) * stock`` (``blend.py``, WiSE-FT),
-     alpha the smallest that keeps 95 % of the fine-tune's term recall on a validation set of its own;
+  2b. blend (``--blend``, off by default): ship ``alpha * fine-tune + (1 - alpha) * stock`` (``blend.py``,
+     WiSE-FT); ``auto``: alpha the smallest that keeps the fine-tune's term recall on a validation set;
   3. export: ``edge_asr_export.export_model`` to int8 (validated on the held-out term sentences with the
      term list: PyTorch / fp32 / int8 side by side, drift-gated) and fp32;
   4. evaluate: stock vs fine-tuned, PyTorch and edge-asr, term recall and WER on the term sentences and on
@@ -64,10 +64,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="ordinary sentences (no terms) mixed into training (default 24): keeps plain speech")
     p.add_argument("--lora", action="store_true", help="train a LoRA adapter (merged at export)")
     p.add_argument("--train-encoder", action="store_true", help="train the encoder too (default: frozen)")
-    p.add_argument("--blend", default="auto",
+    p.add_argument("--blend", default="1",
                    help="share of the fine-tune in the shipped weights, the rest the stock model's (WiSE-FT): "
-                        "auto (default: the smallest of 0.5-0.9 keeping 95 %% of the fine-tune's term recall, or "
-                        "all but one occurrence, on the validation clips), a number, or 1 (the fine-tune as trained)")
+                        "1 (default: the fine-tune as trained), a number, or auto (the smallest of 0.5-0.9 keeping "
+                        "95 %% of the fine-tune's term recall, or all but one occurrence, on the validation clips)")
     p.add_argument("--accept-drift", "--force", dest="accept_drift", action="store_true",
                    help="keep the int8 export even if it drifts beyond the bounds (as edge-asr export --accept-drift)")
     p.add_argument("--no-bias", action="store_true",
