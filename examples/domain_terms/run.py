@@ -50,6 +50,16 @@ def _cpu_model() -> str:
     return platform.processor()
 
 
+def _blend_arg(value: str) -> str:
+    """--blend: "auto" or a share between 0 and 1."""
+    try:
+        if value == "auto" or 0.0 <= float(value) <= 1.0:
+            return value
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"expected auto or a number between 0 and 1, not {value!r}")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--terms", required=True, help="term list, one term per line")
@@ -64,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="ordinary sentences (no terms) mixed into training (default 24): keeps plain speech")
     p.add_argument("--lora", action="store_true", help="train a LoRA adapter (merged at export)")
     p.add_argument("--train-encoder", action="store_true", help="train the encoder too (default: frozen)")
-    p.add_argument("--blend", default="1",
+    p.add_argument("--blend", default="1", type=_blend_arg,
                    help="share of the fine-tune in the shipped weights, the rest the stock model's (WiSE-FT): "
                         "1 (default: the fine-tune as trained), a number, or auto (the smallest of 0.5-0.9 keeping "
                         "95 %% of the fine-tune's term recall, or all but one occurrence, on the validation clips)")
@@ -133,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         synth.build_val(terms, out / "data")
     if a.blend == "auto":
         blended = blend.choose(base, tuned, evaluate.load_set(val_jsonl), terms, out / "blend", log=log)
-    elif a.blend not in ("auto", "1", "1.0"):
+    elif float(a.blend) != 1.0:
         blended = {"alpha": float(a.blend), "folder": str(blend.blend(base, tuned, float(a.blend), out / "blend"))}
     ship = blended["folder"]
     timings["blend"] = round(time.time() - t0, 1)
