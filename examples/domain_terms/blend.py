@@ -75,21 +75,19 @@ def choose(base: str | Path, tuned: str | Path, val: list[dict], terms: list[str
     seen = {1.0: recall(tuned)}
     floor = min(keep * seen[1.0], seen[1.0] - 1 / total)  # 5 % or one occurrence, whichever is more
     log(f"blend: fine-tune term recall on {len(val)} validation clips {seen[1.0]:.3f} (keeping >= {floor:.3f})")
-    chosen = 1.0
+    chosen, source = 1.0, Path(tuned)
+    out = Path(out)
     with tempfile.TemporaryDirectory() as tmp:
         for alpha in sorted(alphas):
-            seen[alpha] = recall(blend(base, tuned, alpha, Path(tmp) / f"a{alpha}"))
+            folder = blend(base, tuned, alpha, Path(tmp) / f"a{alpha}")
+            seen[alpha] = recall(folder)
             log(f"blend: alpha {alpha}: term recall {seen[alpha]:.3f}")
             if seen[alpha] > 0 and seen[alpha] >= floor - 1e-9:
-                chosen = alpha
+                chosen, source = alpha, folder
                 break
-    out = Path(out)
-    if out.exists():
-        shutil.rmtree(out)
-    if chosen < 1.0:
-        blend(base, tuned, chosen, out)
-    else:
-        shutil.copytree(tuned, out)
+        if out.exists():
+            shutil.rmtree(out)
+        shutil.copytree(source, out)  # the blend already written and scored, not a second one
     return {"alpha": chosen, "recall": {str(k): round(v, 4) for k, v in sorted(seen.items())}, "folder": str(out)}
 
 
