@@ -23,7 +23,7 @@ import numpy as np
 from .constants import FRAMES_PER_SECOND, HOP_LENGTH, N_FRAMES, N_SAMPLES, SAMPLE_RATE
 from .decoding import DecodingResult
 from .errors import DecodingError
-from .features import log_mel_spectrogram
+from .features import window_features
 from .inference import DecoderState, OnnxBackend
 from .options import ProgressCallback, TranscribeOptions
 from .tokenizer import Tokenizer
@@ -71,13 +71,14 @@ class BatchedTranscriber:
         """[B, n_mels, frames] for these windows (each followed by silence, as the last window of a file
         is) and each window's number of audio frames. ``encoder_tail_s`` shortens the encoded length to the
         longest window of the batch plus that tail."""
-        n_mels = self.backend.manifest.dims.n_mels
-        mels, sizes = [], []
-        for start, end in windows:
-            mel = log_mel_spectrogram(audio[start:end], n_mels, padding=N_SAMPLES)
-            sizes.append(min(N_FRAMES, mel.shape[-1] - N_FRAMES))
-            mels.append(mel[:, :N_FRAMES])
+        manifest = self.backend.manifest
         tail = self.options.encoder_tail_s
+        # A full window is padded as the model expects (manifest), as the sequential loop pads a file's
+        # last window; a reduced one with the log-mel of silence, as the sequential loop does (zeros read
+        # as sound when the encoder sees only a few seconds).
+        padding = manifest.mel_padding if tail is None else "audio"
+        mels = [window_features(audio[start:end], manifest.dims.n_mels, padding) for start, end in windows]
+        sizes = [min(N_FRAMES, (end - start) // HOP_LENGTH) for start, end in windows]
         frames = N_FRAMES if tail is None else reduced_window_frames(max(sizes), tail)
         return np.stack([m[:, :frames] for m in mels]), sizes
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .errors import EdgeASRError
+from .features import MEL_PADDINGS
 from .quantization import DEFAULT_INT8_SCHEME, SCHEMES
 from .registry import DEFAULT_MODEL, DEFAULT_QUANTIZATION, KNOWN_MODELS, QUANTIZATIONS
 from .writers import FORMATS, format_result, write_result
@@ -330,10 +331,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--terms", default=None, metavar="FILE",
                    help="domain terms, one per line: term recall on the validation clips' references is reported "
                         "for PyTorch, fp32 and the quantized folder, and bounds the quantized export")
-    e.add_argument("--mel-padding", default="audio", choices=["audio", "log-mel"],
+    e.add_argument("--mel-padding", default=None, choices=list(MEL_PADDINGS),
                    help="how the runtime pads a short last window: audio = zero samples, as transformers' feature "
-                        "extractor (what fine-tunes train with); log-mel = openai/whisper's zeros in the log-mel "
-                        "(default: audio)")
+                        "extractor pads; log-mel = openai/whisper's zeros in the log-mel (default: what the "
+                        "checkpoint's preprocessor_config.json records as edge_asr_mel_padding, as the "
+                        "domain-terms recipe writes it, else audio)")
     e.add_argument("--no-bundled-sample", action="store_true", help=argparse.SUPPRESS)
     e.add_argument("--int8-scheme", default=DEFAULT_INT8_SCHEME, choices=list(SCHEMES),
                    help=f"int8 quantization scheme (default: {DEFAULT_INT8_SCHEME}: 7-bit weights, no int16 saturation "

@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .constants import HOP_LENGTH, N_FFT, N_FRAMES, SAMPLE_RATE
+from .constants import HOP_LENGTH, N_FFT, N_FRAMES, N_SAMPLES, SAMPLE_RATE
 
 # How a window with less than 30 s of audio is filled up to N_FRAMES (manifest field ``mel_padding``):
 # "log-mel": zeros appended to the normalized log-mel (openai/whisper's transcribe); "audio": the log-mel
@@ -125,3 +125,11 @@ def mel_window(mel: np.ndarray, start: int, frames: int, padding: str = "log-mel
         fill = np.full(mel.shape[:-1] + (N_FRAMES - window.shape[-1],), floor, mel.dtype)
         return np.concatenate([window, fill], axis=-1)
     return pad_or_trim(mel[..., start:start + frames])
+
+
+def window_features(audio: np.ndarray, n_mels: int, padding: str = "log-mel") -> np.ndarray:
+    """[n_mels, N_FRAMES] of the first 30 s of ``audio``, the rest padded as ``padding`` says: what one
+    window of that audio is encoded from (batched windows, export validation, a fine-tune's training)."""
+    audio = np.asarray(audio, dtype=np.float32)[:N_SAMPLES]
+    mel = log_mel_spectrogram(audio, n_mels, padding=N_SAMPLES)
+    return mel_window(mel, 0, min(N_FRAMES, mel.shape[-1] - N_FRAMES), padding)

@@ -154,6 +154,15 @@ def merge_punctuations(alignment: list[WordTiming], prepended: str, appended: st
         j += 1
 
 
+SENTENCE_END_MARKS = ".。!！?？"
+
+
+def _ends_sentence(word: str) -> bool:
+    """The word ends with a sentence mark ("?", "done.", "1813...")."""
+    word = word.strip()
+    return bool(word) and word[-1] in SENTENCE_END_MARKS
+
+
 def add_word_timestamps(*, segments: list[dict], backend: OnnxBackend, tokenizer: Tokenizer, state: DecoderState,
                         num_frames: int, language: str, task: str, prepend_punctuations: str,
                         append_punctuations: str, last_speech_timestamp: float, time_offset: float,
@@ -176,14 +185,17 @@ def add_word_timestamps(*, segments: list[dict], backend: OnnxBackend, tokenizer
     median_duration = min(0.7, median_duration)
     max_duration = median_duration * 2
 
-    # Long words at sentence boundaries are usually cut-off pauses: truncate them.
+    # Long words at sentence boundaries are usually cut-off pauses: truncate them. openai tests whether
+    # the word *is* a mark, which in spaced languages it never is ("1813..." is one word), so there the
+    # DTW gave the pause after a sentence to its last word (measured, issue 18: "In 1813..." stretched
+    # 3-4.5 s over a pause, then the first-word rule below moved both words into it, 2-4 s late, and the
+    # clip was lost). A word that ends with a mark ends a sentence too.
     if len(word_durations) > 0:
-        sentence_end_marks = ".。!！?？"
         for i in range(1, len(alignment)):
             if alignment[i].end - alignment[i].start > max_duration:
-                if alignment[i].word in sentence_end_marks:
+                if _ends_sentence(alignment[i].word):
                     alignment[i].end = alignment[i].start + max_duration
-                elif alignment[i - 1].word in sentence_end_marks:
+                elif _ends_sentence(alignment[i - 1].word):
                     alignment[i].start = alignment[i].end - max_duration
 
     merge_punctuations(alignment, prepend_punctuations, append_punctuations)

@@ -17,7 +17,7 @@ from edge_asr.manifest import FORMAT_NAME, FORMAT_VERSION, MANIFEST, sha256_file
 from edge_asr.quantization import DEFAULT_INT8_SCHEME
 
 from .drift import DriftBounds, ExportDriftError, drift_violations
-from .generation import GenerationConfigError, carried_generation
+from .generation import GenerationConfigError, carried_generation, recorded_mel_padding
 from .graphs import default_alignment_heads
 from .lora import AdapterError, fp32_load_kwargs, is_adapter, load_merged
 from .onnx_graphs import OPSET, export_graphs, quantize_graph
@@ -109,7 +109,7 @@ def _file_table(folder: Path) -> dict[str, dict]:
 def export_model(src: str | Path, out: str | Path, quantize: str = "int8", *, processor: str | None = None,
                  name: str | None = None, clips: list[Clip] | None = None, force: bool = False,
                  word_timestamps: bool = True, int8_scheme: str = DEFAULT_INT8_SCHEME,
-                 terms: list[str] | tuple[str, ...] = (), base: str | None = None, mel_padding: str = "audio",
+                 terms: list[str] | tuple[str, ...] = (), base: str | None = None, mel_padding: str | None = None,
                  accept_drift: bool = False, drift_bounds: DriftBounds = DriftBounds(),
                  log: Callable[[str], None] = print) -> tuple[Path, dict]:
     """Export ``src`` to the model folder ``out``; return (folder, validation report).
@@ -120,9 +120,11 @@ def export_model(src: str | Path, out: str | Path, quantize: str = "int8", *, pr
     report. A quantized export whose validation drifts beyond ``drift_bounds`` fails
     (ExportDriftError, the folder kept as OUT.failed) unless ``accept_drift``; ``force`` only replaces an
     existing ``out`` (replacing a folder is no reason to keep a drifting one).
-    ``mel_padding`` (edge_asr.features.MEL_PADDINGS) is how the runtime pads a short last window:
-    "audio" as transformers' feature extractor, which fine-tunes train with; ``pull`` passes "log-mel"
-    for OpenAI's stock weights (README "Your own vocabulary" has the measurement).
+    ``mel_padding`` (edge_asr.features.MEL_PADDINGS) is how the runtime pads a short last window; None:
+    what the fine-tune's processor recorded (``generation.recorded_mel_padding``: the domain-terms recipe
+    trains with the runtime's "log-mel"), else "audio", as transformers' feature extractor pads for the
+    fine-tunes made with it; ``pull`` passes "log-mel" for OpenAI's stock weights (README "Your own
+    vocabulary" has the measurement).
 
     The folder appears only once complete and validated (it is built beside ``out`` and renamed), so an
     interrupted or failed export never leaves a half-written model where the runtime would load it.
@@ -131,6 +133,14 @@ def export_model(src: str | Path, out: str | Path, quantize: str = "int8", *, pr
 
     if quantize not in ("int8", "fp32", "fp16"):
         raise ExportError(f"--quantize must be int8, fp32 or fp16, not {quantize!r}")
+    if mel_padding is None:
+        try:
+            recorded = recorded_mel_padding([src, processor or _default_processor(str(src), base)])
+        except GenerationConfigError as e:
+            raise ExportError(str(e)) from None
+        mel_padding = recorded or "audio"
+        log(f"short windows padded as {mel_padding!r} "
+            + ("(recorded by the fine-tune's processor)" if recorded else "(transformers' feature extractor)"))
     if mel_padding not in MEL_PADDINGS:
         raise ExportError(f"mel_padding must be one of {', '.join(MEL_PADDINGS)}, not {mel_padding!r}")
     out = Path(out).expanduser().resolve()

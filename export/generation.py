@@ -5,11 +5,24 @@ generation_config (``language``/``task``, or the older ``forced_decoder_ids``); 
 manifest a German or Japanese fine-tune would have its language auto-detected at run time (and a
 fine-tune trained on one language is often mis-detected as another). Suppress lists and alignment heads
 are carried by the exporter itself.
+
+Also what its feature extractor decided: how a short window was padded in training
+(:func:`recorded_mel_padding`), which the runtime must repeat (manifest ``mel_padding``).
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from edge_asr.errors import EdgeASRError
+from edge_asr.features import MEL_PADDINGS
+
+# Key in a fine-tune's preprocessor_config.json naming the short-window padding it was trained with
+# (edge_asr.features.MEL_PADDINGS). transformers keeps unknown feature-extractor attributes when it
+# loads and saves the processor, so the record travels with it. Written by the domain-terms recipe;
+# absent: transformers' feature extractor padded the audio ("audio").
+MEL_PADDING_KEY = "edge_asr_mel_padding"
 
 
 class GenerationConfigError(EdgeASRError, ValueError):
@@ -68,3 +81,23 @@ def carried_generation(gen, specials: dict) -> dict:
         if task == "translate":
             task = None  # English-only models only transcribe
     return {"language": language, "task": task, "source": sorted(set(source))}
+
+
+def recorded_mel_padding(folders) -> str | None:
+    """The padding the first of ``folders`` (local folders; None and hub ids are skipped) that records one
+    in its preprocessor_config.json was trained with; None when none does."""
+    for folder in folders:
+        if folder is None:
+            continue
+        config = Path(str(folder)) / "preprocessor_config.json"
+        try:
+            value = json.loads(config.read_text(encoding="utf-8")).get(MEL_PADDING_KEY)
+        except (OSError, ValueError, AttributeError):
+            continue
+        if value is None:
+            continue
+        if value not in MEL_PADDINGS:
+            raise GenerationConfigError(f"{config}: {MEL_PADDING_KEY} must be one of {', '.join(MEL_PADDINGS)}, "
+                                        f"not {value!r}")
+        return value
+    return None

@@ -100,8 +100,7 @@ def validate_folder(hf_model, folder: Path, clips: list[Clip], quantization: str
 
     transformers.logging.set_verbosity_error()  # generate()'s deprecation chatter is not for our users
     from edge_asr.decoding import DecodingOptions, DecodingTask
-    from edge_asr.constants import N_SAMPLES
-    from edge_asr.features import log_mel_spectrogram, pad_or_trim
+    from edge_asr.features import window_features
 
     model = edge_asr.load_model(folder, device="cpu", verify="size")
     # Compared folders are temporary: no optimized-graph copies of them left in the user's cache.
@@ -116,8 +115,8 @@ def validate_folder(hf_model, folder: Path, clips: list[Clip], quantization: str
                               sample_len=VALIDATION_MAX_TOKENS)
     rows, kls, top1 = [], [], []
     for clip in clips:
-        # The whole clip's first 30 s padded with zero samples (as transformers' feature extractor does).
-        mel = pad_or_trim(log_mel_spectrogram(clip.audio[:N_SAMPLES], n_mels, padding=N_SAMPLES))[None]
+        # The clip's first 30 s padded as the folder says (manifest mel_padding): the path the runtime takes.
+        mel = window_features(clip.audio, n_mels, model.manifest.mel_padding)[None]
         state = backend.encode(mel)
         ours = DecodingTask(backend, tok, options).run(state)[0]
         theirs = _hf_generate(hf_model, tok, mel, ours.language, task, VALIDATION_MAX_TOKENS)

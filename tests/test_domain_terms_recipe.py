@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import have, needs_export
@@ -32,9 +33,17 @@ def test_multilingual_labels_start_with_language_and_task(tiny_checkpoint, train
 
     assert GenerationConfig.from_pretrained(tiny_checkpoint).is_multilingual
     tok = AutoTokenizer.from_pretrained(tiny_checkpoint)
-    labels = _dataset(train_jsonl, str(tiny_checkpoint))[0]["labels"]
+    row = _dataset(train_jsonl, str(tiny_checkpoint))[0]
     want = tok.convert_tokens_to_ids(["<|startoftranscript|>", "<|en|>", "<|transcribe|>", "<|notimestamps|>"])
-    assert labels[:4] == want
+    assert row["labels"][:4] == want
+    # Features as the runtime computes them, padded as it pads stock models (log-mel: zeros after the
+    # 2 s clip's 200 frames); "audio" pads with the log-mel of silence, as transformers' extractor does.
+    feats = row["input_features"].numpy()
+    assert feats.shape[-1] == 3000 and np.abs(feats[:, :200]).max() > 0 and not feats[:, 200:].any()
+    audio_padded = _dataset(train_jsonl, str(tiny_checkpoint), mel_padding="audio")[0]["input_features"].numpy()
+    np.testing.assert_array_equal(audio_padded[:, :200], feats[:, :200])
+    tail = audio_padded[:, 205:]  # past the frames whose STFT window still reaches the clip
+    assert np.unique(tail).size == 1 and tail[0, 0] < 0
 
 
 @pytest.mark.skipif(not have("accelerate"), reason="needs the finetune extra (accelerate for the Trainer)")
@@ -48,6 +57,9 @@ def test_recipe_checkpoint_exports_without_processor(tiny_checkpoint, train_json
     assert result["checkpoints"] == ["checkpoint-1"]
     folder, _ = export_model(out / "train" / "checkpoint-1", tmp_path / "m", "fp32", log=lambda m: None)
     assert (folder / "tokenizer.json").is_file()
+    # The padding it trained with, recorded in the Trainer folder's processor, is what the runtime repeats.
+    assert json.loads((folder / "manifest.json").read_text())["mel_padding"] == "log-mel"
+    assert json.loads((out / "model" / "preprocessor_config.json").read_text())["edge_asr_mel_padding"] == "log-mel"
 
 
 def test_pytorch_scoring_decodes_multilingual_as_english(tiny_checkpoint, sample_audio, monkeypatch):

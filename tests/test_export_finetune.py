@@ -40,6 +40,21 @@ def test_term_recall_counts_occurrences_after_normalizing():
 
 # -- generation settings -----------------------------------------------------------------------------
 
+def test_recorded_mel_padding_read_from_the_first_folder_that_has_one(tmp_path):
+    from edge_asr_export.generation import GenerationConfigError, recorded_mel_padding
+
+    plain, recorded, wrong = (tmp_path / n for n in ("plain", "recorded", "wrong"))
+    for folder, extra in ((plain, {}), (recorded, {"edge_asr_mel_padding": "log-mel"}),
+                          (wrong, {"edge_asr_mel_padding": "zeros"})):
+        folder.mkdir()
+        (folder / "preprocessor_config.json").write_text(json.dumps({"feature_size": 80, **extra}))
+    assert recorded_mel_padding([None, "openai/whisper-tiny", plain, recorded]) == "log-mel"
+    assert recorded_mel_padding([plain, tmp_path / "missing"]) is None
+    with pytest.raises(GenerationConfigError, match="zeros") as e:
+        recorded_mel_padding([wrong])
+    assert isinstance(e.value, ValueError)
+
+
 @pytest.fixture(scope="module")
 def german_checkpoint(tmp_path_factory, tiny_checkpoint):
     """The tiny multilingual checkpoint as a German fine-tune: language/task set (translate, so a runtime

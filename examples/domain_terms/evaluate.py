@@ -56,12 +56,18 @@ def transcribe_pytorch(checkpoint: str | Path, clips: list[dict], processor: str
     from transformers import AutoTokenizer, WhisperFeatureExtractor, WhisperForConditionalGeneration
 
     transformers.logging.set_verbosity_error()
+    from edge_asr.features import window_features
+    from edge_asr_export.generation import recorded_mel_padding
+
     model = WhisperForConditionalGeneration.from_pretrained(checkpoint).eval()
     proc = processor or checkpoint
     fe, tok = WhisperFeatureExtractor.from_pretrained(proc), AutoTokenizer.from_pretrained(proc)
+    # A fine-tune's features padded as it was trained (its processor's record); others as transformers pads.
+    padding = recorded_mel_padding([proc])
     out = []
     for c in clips:
-        feats = fe(c["audio"], sampling_rate=16000, return_tensors="pt").input_features
+        feats = (torch.from_numpy(window_features(c["audio"], fe.feature_size, padding)[None]) if padding
+                 else fe(c["audio"], sampling_rate=16000, return_tensors="pt").input_features)
         with torch.no_grad():
             # As edge-asr is run (language="en"): a multilingual model would otherwise detect the language.
             multilingual = getattr(model.generation_config, "is_multilingual", False)

@@ -74,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="ordinary sentences (no terms) mixed into training (default 24): keeps plain speech")
     p.add_argument("--lora", action="store_true", help="train a LoRA adapter (merged at export)")
     p.add_argument("--train-encoder", action="store_true", help="train the encoder too (default: frozen)")
+    p.add_argument("--mel-padding", default=TrainOptions.mel_padding, choices=["log-mel", "audio"],
+                   help="how clips shorter than 30 s are padded in training, recorded for the export (default "
+                        "log-mel, as the runtime pads stock models; audio = as transformers' feature extractor)")
     p.add_argument("--blend", default="1", type=_blend_arg,
                    help="share of the fine-tune in the shipped weights, the rest the stock model's (WiSE-FT): "
                         "1 (default: the fine-tune as trained), a number, or auto (the smallest of 0.5-0.9 keeping "
@@ -114,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     stock_int8 = pull(a.model, "int8", log=log)
     t0 = time.time()
     opts = TrainOptions(max_steps=a.steps, batch_size=a.batch_size, learning_rate=a.lr, lora=a.lora,
-                        freeze_encoder=not a.train_encoder, save_steps=max(1, a.steps // 3))
+                        freeze_encoder=not a.train_encoder, save_steps=max(1, a.steps // 3),
+                        mel_padding=a.mel_padding)
     saved = out / "train_result.json"
     if a.reuse and saved.is_file():
         trained = json.loads(saved.read_text())
