@@ -4,15 +4,12 @@ Whisper sometimes leaves a sentence out of the middle of a window while timing t
 right. Here the prompted decode is made to do exactly that (its second sentence removed, on the real
 tiny.en and the bundled sample), so the test does not depend on when a model happens to skip."""
 
-import dataclasses
-
-import numpy as np
 import pytest
 
+from decode_edits import edit_prompted_decodes
 from edge_asr import load_model
 from edge_asr.scoring import word_error_rate
 from edge_asr.transcribe import uncovered_speech
-from edge_asr.window import WindowSteps
 
 SR = 16000
 
@@ -30,23 +27,9 @@ def test_uncovered_speech_is_vad_speech_minus_widened_words():
 
 
 def _dropping_middle_sentence(monkeypatch, calls):
-    real = WindowSteps.decode_with_fallback
-
-    def decode_with_fallback(self, state, prompt, language, **kw):
-        result = real(self, state, prompt, language, **kw)
-        calls.append(len(prompt))
-        if not prompt:  # the gap's own decode (no previous text): left as it is
-            return result
-        tb = self.tokenizer.timestamp_begin
-        tokens = np.array(result.tokens)
-        pairs = np.flatnonzero((tokens[:-1] >= tb) & (tokens[1:] >= tb))
-        if len(pairs) < 2:
-            return result
-        # the first segment, then everything after the second one's closing timestamp
-        kept = [int(t) for t in tokens[:pairs[0] + 1]] + [int(t) for t in tokens[pairs[1] + 1:]]
-        return dataclasses.replace(result, tokens=kept, text=self.tokenizer.decode([t for t in kept if t < tb]))
-
-    monkeypatch.setattr(WindowSteps, "decode_with_fallback", decode_with_fallback)
+    # the first segment, then everything after the second one's closing timestamp
+    edit_prompted_decodes(monkeypatch, calls, lambda tokens, pairs, tb: (
+        list(tokens[:pairs[0] + 1]) + list(tokens[pairs[1] + 1:]) if len(pairs) >= 2 else list(tokens)))
 
 
 @pytest.fixture(scope="module")

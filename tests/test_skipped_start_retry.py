@@ -5,33 +5,15 @@ with <|0.00|>; only the word times show the skip. Here the prompted decode is ma
 first sentence removed, the rest kept, on the real tiny.en and the bundled sample), so the test does not
 depend on when a model happens to skip."""
 
-import dataclasses
-
-import numpy as np
 import pytest
 
+from decode_edits import edit_prompted_decodes
 from edge_asr import load_model
-from edge_asr.window import WindowSteps
 
 
 def _skipping(monkeypatch, calls):
-    real = WindowSteps.decode_with_fallback
-
-    def decode_with_fallback(self, state, prompt, language, **kw):
-        result = real(self, state, prompt, language, **kw)
-        calls.append(len(prompt))
-        if not prompt:  # the retry, without the previous text: left as it is
-            return result
-        tb = self.tokenizer.timestamp_begin
-        tokens = np.array(result.tokens)
-        pairs = np.flatnonzero((tokens[:-1] >= tb) & (tokens[1:] >= tb))
-        if len(pairs) == 0:
-            return result
-        # <|0.00|>, then everything after the first segment's closing timestamp
-        kept = [int(tb)] + [int(t) for t in tokens[pairs[0] + 2:]]
-        return dataclasses.replace(result, tokens=kept, text=self.tokenizer.decode([t for t in kept if t < tb]))
-
-    monkeypatch.setattr(WindowSteps, "decode_with_fallback", decode_with_fallback)
+    # <|0.00|>, then everything after the first segment's closing timestamp
+    edit_prompted_decodes(monkeypatch, calls, lambda tokens, pairs, tb: [tb] + list(tokens[pairs[0] + 2:]))
 
 
 @pytest.fixture(scope="module")
