@@ -46,15 +46,56 @@ def test_multilingual_labels_start_with_language_and_task(tiny_checkpoint, train
     assert np.unique(tail).size == 1 and tail[0, 0] < 0
 
 
+def test_distillation_leaves_out_the_terms_tokens(tiny_checkpoint):
+    from transformers import AutoTokenizer
+
+    from examples.domain_terms.train import _term_token_mask
+
+    tok = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    text = " Send zorvexa and Draxiphen now"
+    mask = _term_token_mask(tok, text, ["Zorvexa", "Draxiphen"])
+    ids = tok(text).input_ids
+    assert len(mask) == len(ids)
+    left_out = tok.decode([t for t, m in zip(ids, mask) if not m])
+    assert left_out.replace(" ", "").lower() == "zorvexadraxiphen"
+    kept = tok.decode([t for t, m in zip(ids, mask) if m], skip_special_tokens=True)
+    assert kept.split() == ["Send", "and", "now"]
+
+
+@pytest.mark.skipif(not have("accelerate"), reason="needs the finetune extra (accelerate for the Trainer)")
+def test_distillation_loss_is_cross_entropy_plus_kl_to_the_stock_model(tiny_checkpoint, train_jsonl):
+    import copy
+
+    import torch
+    from transformers import WhisperForConditionalGeneration
+
+    from examples.domain_terms.train import _collator, _dataset, _trainer_class
+
+    teacher = WhisperForConditionalGeneration.from_pretrained(tiny_checkpoint).eval()
+    batch = _collator(teacher.config.decoder_start_token_id)(list(_dataset(train_jsonl, str(tiny_checkpoint),
+                                                                           terms=["Zorvexa"])))
+    loss_of = _trainer_class(teacher, 2.0).compute_loss
+    with torch.no_grad():
+        cross_entropy = teacher(**{k: v for k, v in batch.items() if k != "distill_mask"}).loss
+        assert loss_of(None, teacher, dict(batch)) == pytest.approx(float(cross_entropy), abs=1e-5)  # KL 0
+        student = copy.deepcopy(teacher)
+        student.proj_out.weight.mul_(1.5)
+        plain = student(**{k: v for k, v in batch.items() if k != "distill_mask"}).loss
+        assert loss_of(None, student, dict(batch)) > plain + 1e-4
+
+
 @pytest.mark.skipif(not have("accelerate"), reason="needs the finetune extra (accelerate for the Trainer)")
 def test_recipe_checkpoint_exports_without_processor(tiny_checkpoint, train_jsonl, tmp_path):
     from edge_asr_export.exporter import export_model
     from examples.domain_terms.train import TrainOptions, train
 
     out = tmp_path / "work"
-    result = train(tiny_checkpoint, train_jsonl, out, TrainOptions(max_steps=1, batch_size=2, save_steps=1),
-                   log=lambda m: None)
+    # with the distillation term on (KL to the stock model at the tokens outside "Zorvexa")
+    result = train(tiny_checkpoint, train_jsonl, out,
+                   TrainOptions(max_steps=1, batch_size=2, save_steps=1, distill=1.0),
+                   log=lambda m: None, terms=["Zorvexa"])
     assert result["checkpoints"] == ["checkpoint-1"]
+    assert np.isfinite(result["training_loss"]) and result["training_loss"] > 0
     folder, _ = export_model(out / "train" / "checkpoint-1", tmp_path / "m", "fp32", log=lambda m: None)
     assert (folder / "tokenizer.json").is_file()
     # The padding it trained with, recorded in the Trainer folder's processor, is what the runtime repeats.

@@ -74,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="ordinary sentences (no terms) mixed into training (default 24): keeps plain speech")
     p.add_argument("--lora", action="store_true", help="train a LoRA adapter (merged at export)")
     p.add_argument("--train-encoder", action="store_true", help="train the encoder too (default: frozen)")
+    p.add_argument("--distill", type=float, default=TrainOptions.distill,
+                   help="weight of a KL term holding every non-term token near the stock model's prediction "
+                        "(default %(default)s: off)")
     p.add_argument("--mel-padding", default=TrainOptions.mel_padding, choices=["log-mel", "audio"],
                    help="how clips shorter than 30 s are padded in training, recorded for the export (default "
                         "log-mel, as the runtime pads stock models; audio = as transformers' feature extractor)")
@@ -118,12 +121,12 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     opts = TrainOptions(max_steps=a.steps, batch_size=a.batch_size, learning_rate=a.lr, lora=a.lora,
                         freeze_encoder=not a.train_encoder, save_steps=max(1, a.steps // 3),
-                        mel_padding=a.mel_padding)
+                        mel_padding=a.mel_padding, distill=a.distill)
     saved = out / "train_result.json"
     if a.reuse and saved.is_file():
         trained = json.loads(saved.read_text())
     else:
-        trained = train(base, train_jsonl, out, opts, log=log)
+        trained = train(base, train_jsonl, out, opts, log=log, terms=terms)
         saved.write_text(json.dumps(trained, indent=2))
     timings["train"] = round(time.time() - t0, 1)
     log(f"[2/4] fine-tuned in {timings['train']} s: {trained['model']} (checkpoints {trained['checkpoints']})")

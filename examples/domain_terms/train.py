@@ -34,9 +34,26 @@ class TrainOptions:
     # transformers' feature extractor would pad the audio, and stock tiny.en int8 read ordinary English
     # worse that way (6.5 % WER against 4.2 %): a fine-tune trained on it kept that cost.
     mel_padding: str = "log-mel"
+    # Weight of a distillation term: KL from the stock model's next-token distribution, teacher-forced on
+    # the same labels, at every label token that is not part of a term (learning without forgetting: the
+    # terms are learned from the labels, everything else is held near what the stock model says). 0: off.
+    distill: float = 0.0
 
 
-def _dataset(jsonl: Path, processor_dir: str, encoder=None, mel_padding: str = "log-mel"):
+def _term_token_mask(tok, text: str, terms) -> list[int]:
+    """1 per token of ``tok(text)`` outside every term's characters (case-insensitive), 0 inside one."""
+    lowered = text.lower()
+    spans = []
+    for term in terms:
+        t, start = term.lower(), 0
+        while t and (i := lowered.find(t, start)) >= 0:
+            spans.append((i, i + len(t)))
+            start = i + len(t)
+    offsets = tok(text, return_offsets_mapping=True)["offset_mapping"]
+    return [0 if any(a < e and s < b for s, e in spans) else 1 for a, b in offsets]
+
+
+def _dataset(jsonl: Path, processor_dir: str, encoder=None, mel_padding: str = "log-mel", terms=()):
     """Rows of {input_features [n_mels, 3000], labels [ids]}: features computed once, by the runtime's own
     code (edge_asr.features) padded as ``mel_padding``, so the model learns from what it will be given.
     With a frozen ``encoder`` the rows hold its output instead ({"encoder_outputs"}): computed once, not
@@ -59,12 +76,14 @@ def _dataset(jsonl: Path, processor_dir: str, encoder=None, mel_padding: str = "
         audio = load_audio(item["audio"])
         feats = torch.from_numpy(np.ascontiguousarray(window_features(audio, n_mels, mel_padding)))
         # Whisper's transcripts start with a space (" Please ..."): train on the same tokens it emits.
-        labels = tok(" " + item["text"].strip()).input_ids
+        text = " " + item["text"].strip()
+        row = {"labels": tok(text).input_ids, "keep": _term_token_mask(tok, text, terms)}
         if encoder is not None:
             with torch.no_grad():
-                rows.append({"encoder_outputs": encoder(feats[None]).last_hidden_state[0], "labels": labels})
+                row["encoder_outputs"] = encoder(feats[None]).last_hidden_state[0]
         else:
-            rows.append({"input_features": feats, "labels": labels})
+            row["input_features"] = feats
+        rows.append(row)
 
     class Clips(torch.utils.data.Dataset):
         def __len__(self):
@@ -82,14 +101,40 @@ def _collator(decoder_start: int, pad: int = -100):
     def collate(batch: list[dict]) -> dict:
         key = "encoder_outputs" if "encoder_outputs" in batch[0] else "input_features"
         feats = torch.stack([b[key] for b in batch])
-        labels = [b["labels"][1:] if b["labels"][0] == decoder_start else b["labels"] for b in batch]
+        starts = [b["labels"][0] == decoder_start for b in batch]
+        labels = [b["labels"][1:] if s else b["labels"] for b, s in zip(batch, starts)]
+        keeps = [b["keep"][1:] if s else b["keep"] for b, s in zip(batch, starts)]
         width = max(len(x) for x in labels)
         lab = torch.full((len(labels), width), pad, dtype=torch.long)
-        for i, x in enumerate(labels):
+        keep = torch.zeros((len(labels), width))
+        for i, (x, k) in enumerate(zip(labels, keeps)):
             lab[i, :len(x)] = torch.tensor(x)
-        return {key: (feats,) if key == "encoder_outputs" else feats, "labels": lab}
+            keep[i, :len(k)] = torch.tensor(k, dtype=torch.float32)
+        return {key: (feats,) if key == "encoder_outputs" else feats, "labels": lab, "distill_mask": keep}
 
     return collate
+
+
+def _trainer_class(teacher, weight: float):
+    """Seq2SeqTrainer whose loss adds ``weight`` x KL(teacher || model) at the ``distill_mask`` tokens
+    (the collator's: label tokens outside the terms); plain cross-entropy when ``teacher`` is None."""
+    import torch
+    from transformers import Seq2SeqTrainer
+
+    class DistillingTrainer(Seq2SeqTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, **kwargs):
+            mask = inputs.pop("distill_mask")
+            if teacher is None:
+                return super().compute_loss(model, inputs, return_outputs=return_outputs, **kwargs)
+            outputs = model(**inputs)
+            with torch.no_grad():
+                target = torch.log_softmax(teacher(**inputs).logits.float(), -1)
+            log_probs = torch.log_softmax(outputs.logits.float(), -1)
+            kl = (target.exp() * (target - log_probs)).sum(-1)
+            loss = outputs.loss + weight * (kl * mask).sum() / mask.sum().clamp(min=1)
+            return (loss, outputs) if return_outputs else loss
+
+    return DistillingTrainer
 
 
 def _save_processor(base: str, folder: Path, mel_padding: str) -> None:
@@ -106,11 +151,11 @@ def _save_processor(base: str, folder: Path, mel_padding: str) -> None:
 
 
 def train(base: str | Path, train_jsonl: Path, out: Path, opts: TrainOptions = TrainOptions(),
-          log=print) -> dict:
+          log=print, terms=()) -> dict:
     """Fine-tune ``base`` (a transformers Whisper checkpoint folder); return {"model": folder, "seconds", ...}."""
     import torch
     import transformers
-    from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, WhisperForConditionalGeneration
+    from transformers import Seq2SeqTrainingArguments, WhisperForConditionalGeneration
 
     transformers.logging.set_verbosity_error()
     base = str(base)
@@ -135,7 +180,7 @@ def train(base: str | Path, train_jsonl: Path, out: Path, opts: TrainOptions = T
     encoder = model.get_encoder() if opts.freeze_encoder else None
     if encoder is not None:
         encoder.eval()
-    data = _dataset(train_jsonl, base, encoder, opts.mel_padding)
+    data = _dataset(train_jsonl, base, encoder, opts.mel_padding, terms)
     # The processor in the Trainer's output folder: the checkpoint-N folders hold only weights, and
     # `edge-asr export OUT/train/checkpoint-N` takes the tokenizer (and the padding record) from the
     # folder above them.
@@ -150,8 +195,11 @@ def train(base: str | Path, train_jsonl: Path, out: Path, opts: TrainOptions = T
         fp16=torch.cuda.is_available(), predict_with_generate=False,
         label_names=["labels"], disable_tqdm=True,
     )
-    trainer = Seq2SeqTrainer(model=model, args=args, train_dataset=data,
-                             data_collator=_collator(model.config.decoder_start_token_id))
+    teacher = None
+    if opts.distill > 0:
+        teacher = WhisperForConditionalGeneration.from_pretrained(base).eval().requires_grad_(False)
+    trainer = _trainer_class(teacher, opts.distill)(model=model, args=args, train_dataset=data,
+                                                    data_collator=_collator(model.config.decoder_start_token_id))
     t0 = time.time()
     result = trainer.train()
     seconds = time.time() - t0
@@ -167,6 +215,7 @@ def train(base: str | Path, train_jsonl: Path, out: Path, opts: TrainOptions = T
         GenerationConfig.from_pretrained(base).save_pretrained(target)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return {"model": str(target), "seconds": round(seconds, 1), "steps": opts.max_steps, "loss": losses,
+            "training_loss": result.training_loss,
             "checkpoints": sorted(p.name for p in (out / "train").glob("checkpoint-*"))}
 
 
@@ -182,11 +231,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-encoder", action="store_true", help="also train the encoder (default: frozen)")
     p.add_argument("--mel-padding", default=TrainOptions.mel_padding, choices=["log-mel", "audio"],
                    help="short-clip padding in training, recorded in the saved processor (default log-mel)")
+    p.add_argument("--distill", type=float, default=TrainOptions.distill,
+                   help="weight of the KL term to the stock model at non-term tokens (needs --terms; default off)")
+    p.add_argument("--terms", default=None, help="term list (one per line): their tokens are left out of --distill")
     a = p.parse_args(argv)
     opts = TrainOptions(max_steps=a.steps, batch_size=a.batch_size, learning_rate=a.lr, lora=a.lora,
                         freeze_encoder=not a.train_encoder, save_steps=max(1, a.steps // 3),
-                        mel_padding=a.mel_padding)
-    print(json.dumps(train(a.base, Path(a.train), Path(a.out), opts), indent=2))
+                        mel_padding=a.mel_padding, distill=a.distill)
+    from edge_asr_export.terms import load_terms
+
+    terms = load_terms(a.terms) if a.terms else ()
+    print(json.dumps(train(a.base, Path(a.train), Path(a.out), opts, terms=terms), indent=2))
     return 0
 
 
