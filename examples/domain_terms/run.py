@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-encoder", action="store_true", help="train the encoder too (default: frozen)")
     p.add_argument("--distill", type=float, default=TrainOptions.distill,
                    help="weight of a KL term holding every non-term token near the stock model's prediction "
-                        "(default %(default)s: off)")
+                        "(default %(default)s; 0: off)")
     p.add_argument("--mel-padding", default=TrainOptions.mel_padding, choices=["log-mel", "audio"],
                    help="how clips shorter than 30 s are padded in training, recorded for the export (default "
                         "log-mel, as the runtime pads stock models; audio = as transformers' feature extractor)")

@@ -37,7 +37,9 @@ class TrainOptions:
     # Weight of a distillation term: KL from the stock model's next-token distribution, teacher-forced on
     # the same labels, at every label token that is not part of a term (learning without forgetting: the
     # terms are learned from the labels, everything else is held near what the stock model says). 0: off.
-    distill: float = 0.0
+    # Measured (tiny.en int8, 27 test term occurrences, 10 real English clips): 0 -> 25/27 terms, English
+    # WER 7.9 %; 0.3 -> 22/27, 6.5 %; 1.0 -> 20/27, 6.5 % (stock 4.2 %).
+    distill: float = 0.3
 
 
 def _term_token_mask(tok, text: str, terms) -> list[int]:
@@ -232,9 +234,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mel-padding", default=TrainOptions.mel_padding, choices=["log-mel", "audio"],
                    help="short-clip padding in training, recorded in the saved processor (default log-mel)")
     p.add_argument("--distill", type=float, default=TrainOptions.distill,
-                   help="weight of the KL term to the stock model at non-term tokens (needs --terms; default off)")
+                   help="weight of the KL term to the stock model at non-term tokens (default %(default)s; 0: off); "
+                        "with --terms their tokens are left out of it")
     p.add_argument("--terms", default=None, help="term list (one per line): their tokens are left out of --distill")
     a = p.parse_args(argv)
+    if a.distill > 0 and not a.terms:
+        p.error("--distill holds every token near the stock model, the terms' too, unless --terms names them: "
+                "pass --terms FILE (or --distill 0)")
     opts = TrainOptions(max_steps=a.steps, batch_size=a.batch_size, learning_rate=a.lr, lora=a.lora,
                         freeze_encoder=not a.train_encoder, save_steps=max(1, a.steps // 3),
                         mel_padding=a.mel_padding, distill=a.distill)
