@@ -62,7 +62,6 @@ def test_distillation_leaves_out_the_terms_tokens(tiny_checkpoint):
     assert kept.split() == ["Send", "and", "now"]
 
 
-@pytest.mark.skipif(not have("accelerate"), reason="needs the finetune extra (accelerate for the Trainer)")
 def test_distillation_loss_is_cross_entropy_plus_kl_to_the_stock_model(tiny_checkpoint, train_jsonl):
     import copy
 
