@@ -157,6 +157,8 @@ class Transcriber:
             piece = audio[lo:hi]
             frames = min(N_FRAMES, piece.size // HOP_LENGTH)
             state = self.backend.encode(window_features(piece, manifest.dims.n_mels, manifest.mel_padding)[None])
+            # A noise hallucination ends the ladder here even though VAD heard speech: a second look
+            # is worth one decode, not the whole ladder, and such text is dropped below anyway.
             result = steps.decode_with_fallback(state, steps.prompt([], hotword_tokens), language,
                                                 sample_len=token_budget(piece.size / SAMPLE_RATE),
                                                 no_speech_heard=lambda: True)
