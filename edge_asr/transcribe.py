@@ -77,6 +77,8 @@ def uncovered_speech(chunks: list[dict], words: list[tuple[float, float]], start
     gaps = []
     for chunk in chunks:
         lo, hi = max(start, chunk["start"]), min(end, chunk["end"])
+        if lo >= hi:  # a chunk outside this window's range (chunks cover the whole file)
+            continue
         for a, b in covered:
             if lo >= hi or a >= hi:
                 break
