@@ -24,6 +24,7 @@ from .constants import FRAMES_PER_SECOND, HOP_LENGTH, N_FRAMES, N_SAMPLES, SAMPL
 from .decoding import DecodingResult
 from .errors import DecodingError
 from .features import window_features
+from .gap_fill import fill_gaps
 from .inference import DecoderState, OnnxBackend
 from .options import ProgressCallback, TranscribeOptions
 from .tokenizer import Tokenizer
@@ -121,7 +122,8 @@ class BatchedTranscriber:
                  windows: list[tuple[int, int]], language: str) -> Iterator[list[dict]]:
         opt, backend, steps = self.options, self.backend, self.steps
         duration = len(audio) / SAMPLE_RATE
-        prompt = steps.prompt(steps.text_tokens(opt.initial_prompt), steps.hotword_tokens())
+        prompt_hotwords = steps.hotword_tokens()
+        prompt = steps.prompt(steps.text_tokens(opt.initial_prompt), prompt_hotwords)
         segments: list[dict] = []  # decoded, not yet yielded: a re-queued window tail may still come before them
         last_speech = 0.0
         done_s = 0.0
@@ -145,8 +147,9 @@ class BatchedTranscriber:
                 rest = start + advance * HOP_LENGTH
                 if single_ending and current:
                     rest = int(round(current[-1]["end"] * SAMPLE_RATE))
-                if (not opt.without_timestamps and start < rest < end
-                        and speech_in(chunks, rest, end) >= MIN_REMAINDER_S * SAMPLE_RATE):
+                requeued = (not opt.without_timestamps and start < rest < end
+                            and speech_in(chunks, rest, end) >= MIN_REMAINDER_S * SAMPLE_RATE)
+                if requeued:
                     queue.append((rest, end))
                 # A window's timestamps cannot run past its audio (the decoder may place a final one
                 # in the silence that pads it).
@@ -155,7 +158,8 @@ class BatchedTranscriber:
                     s["end"] = min(s["end"], limit)
                     s["start"] = min(s["start"], s["end"])
                 if opt.word_timestamps:
-                    steps.add_words(current, backend.select(state, [i]), sizes[i], language, offset, last_speech)
+                    steps.add_words(current, backend.select(state, [i]), sizes[i], language, offset, last_speech,
+                                    speech_chunks=chunks)
                     for s in current:
                         for w in s.get("words") or []:
                             w["end"] = min(w["end"], limit)
@@ -165,6 +169,10 @@ class BatchedTranscriber:
                             s["start"] = min(s["start"], s["words"][0]["start"])
                     ends = [w["end"] for s in current for w in s.get("words") or []]
                     last_speech = ends[-1] if ends else last_speech
+                    # Speech inside what this window covered (up to a re-queued rest) that no word covers:
+                    # measured (issue 18), a whole 5 s clip between two others left out of a window.
+                    current = fill_gaps(steps, audio, current, chunks, start, rest if requeued else end, language,
+                                        prompt_hotwords)
                 segments.extend(kept(current))
             state = None  # a suspended generator must not hold the batch's cross K/V
             done_s = max(done_s, batch[-1][1] / SAMPLE_RATE)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .constants import ENCODER_FRAMES_PER_SECOND
+from .constants import ENCODER_FRAMES_PER_SECOND, SAMPLE_RATE
 from .inference import DecoderState, OnnxBackend
 from .logit_filters import log_softmax
 from .tokenizer import Tokenizer
@@ -72,8 +72,23 @@ def dtw(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return path_arr[:, 0], path_arr[:, 1]
 
 
+def speech_frames(chunks: list[dict], start_sample: int, num_frames: int) -> np.ndarray:
+    """One bool per encoder frame of a window that starts at ``start_sample`` and holds ``num_frames`` mel
+    frames: True where a VAD speech chunk ({"start", "end"} in samples) overlaps the frame."""
+    samples_per_frame = SAMPLE_RATE // ENCODER_FRAMES_PER_SECOND
+    n = num_frames // 2
+    mask = np.zeros(n, dtype=bool)
+    for chunk in chunks:
+        lo = max(0, (chunk["start"] - start_sample) // samples_per_frame)
+        hi = min(n, -(-(chunk["end"] - start_sample) // samples_per_frame))
+        if lo < hi:
+            mask[lo:hi] = True
+    return mask
+
+
 def find_alignment(backend: OnnxBackend, tokenizer: Tokenizer, state: DecoderState, text_tokens: list[int],
-                   num_frames: int, language: str, task: str, medfilt_width: int = 7) -> list[WordTiming]:
+                   num_frames: int, language: str, task: str, medfilt_width: int = 7,
+                   speech: np.ndarray | None = None) -> list[WordTiming]:
     """Word timings (seconds from the window start) for ``text_tokens`` decoded from this window: one
     forced decoder pass binding the alignment heads' attention, then :func:`words_from_attention`."""
     if not text_tokens:
@@ -88,22 +103,34 @@ def find_alignment(backend: OnnxBackend, tokenizer: Tokenizer, state: DecoderSta
     # Rows from <|notimestamps|> (which predicts the first text token) to the last text token: one
     # per predicted token, <|endoftext|> included, as openai slices them.
     return words_from_attention(tokenizer, text_tokens, attn[0, :, len(sot_seq) - 1: -1], num_frames, language,
-                                text_token_probs, medfilt_width)
+                                text_token_probs, medfilt_width, speech)
 
 
 def words_from_attention(tokenizer: Tokenizer, text_tokens: list[int], attention: np.ndarray, num_frames: int,
-                         language: str, token_probs: np.ndarray | None = None, medfilt_width: int = 7
-                         ) -> list[WordTiming]:
+                         language: str, token_probs: np.ndarray | None = None, medfilt_width: int = 7,
+                         speech: np.ndarray | None = None) -> list[WordTiming]:
     """Word timings from the alignment heads' attention ``attention`` [heads, len(text_tokens) + 1, frames]
     (softmax over the window's encoder frames) of the positions that predicted each text token and the
     end: normalised, median-filtered, then the DTW path through the token x frame matrix. Without
-    ``token_probs`` the words' probabilities are NaN (a live decode that kept its own attention)."""
+    ``token_probs`` the words' probabilities are NaN (a live decode that kept its own attention).
+
+    ``speech`` (one bool per encoder frame, :func:`speech_frames`) confines the path to the frames VAD
+    heard speech in: the DTW runs over those frames only, so no word is stretched over a pause or timed
+    inside one. Measured (issue 18, a 60-minute timeline): in a window whose text ran on across three
+    clips, one word ("she") took 7 s of pauses and the clip's other words landed on the next clip, which
+    was then counted lost. Ignored when VAD kept fewer frames than there are tokens (speech it missed)."""
     if not text_tokens:
         return []
     # Re-normalise over the frames that hold audio: the same as openai's softmax over the cropped
     # pre-softmax scores, from the post-softmax weights the graph emits.
     weights = attention[:, :, : num_frames // 2].astype(np.float64)
     weights = weights / np.maximum(weights.sum(axis=-1, keepdims=True), 1e-12)
+    keep = np.arange(weights.shape[-1])
+    if speech is not None:
+        heard = np.flatnonzero(np.asarray(speech[: weights.shape[-1]], dtype=bool))
+        if len(text_tokens) < heard.size < keep.size:
+            keep = heard
+            weights = weights[..., keep]
     mean = weights.mean(axis=-2, keepdims=True)
     std = weights.std(axis=-2, keepdims=True)
     weights = (weights - mean) / np.maximum(std, 1e-12)
@@ -118,13 +145,33 @@ def words_from_attention(tokenizer: Tokenizer, text_tokens: list[int], attention
         token_probs = np.full(len(text_tokens), np.nan)
     word_boundaries = np.pad(np.cumsum([len(t) for t in word_tokens[:-1]]), (1, 0))
     jumps = np.pad(np.diff(text_indices), (1, 0), constant_values=1).astype(bool)
-    jump_times = time_indices[jumps] / ENCODER_FRAMES_PER_SECOND
-    start_times = jump_times[word_boundaries[:-1]]
-    end_times = jump_times[word_boundaries[1:]]
+    jump_frames = time_indices[jumps]  # the (kept) frame where each token's path starts
+    starts, ends = jump_frames[word_boundaries[:-1]], jump_frames[word_boundaries[1:]]
+    if keep[-1] - keep[0] + 1 == keep.size:  # contiguous frames: openai's rule,
+        start_times = keep[starts] / ENCODER_FRAMES_PER_SECOND  # a word ends where the next one starts
+        end_times = keep[ends] / ENCODER_FRAMES_PER_SECOND
+    else:
+        start_times, end_times = _times_in_speech(keep, starts, ends)
     word_probabilities = [float(np.mean(token_probs[i:j])) for i, j in zip(word_boundaries[:-1], word_boundaries[1:])]
     return [WordTiming(word, tokens, float(start), float(end), probability)
             for word, tokens, start, end, probability in zip(words, word_tokens, start_times, end_times,
                                                               word_probabilities)]
+
+
+def _times_in_speech(keep: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (seconds) of words whose path covers kept frames ``keep[starts[i]:ends[i]]``: the
+    longest unbroken run of them, so a word whose frames straddle a pause (the last frames of VAD's
+    padding before it, the first after) is timed on one side, never across it."""
+    start_times, end_times = np.empty(len(starts)), np.empty(len(starts))
+    for i, (a, b) in enumerate(zip(starts, ends)):
+        frames = keep[a:b]
+        if frames.size == 0:  # a word with no frame of its own: a point where the next word starts
+            start_times[i] = end_times[i] = keep[a]
+            continue
+        runs = np.split(frames, np.flatnonzero(np.diff(frames) > 1) + 1)
+        longest = max(runs, key=len)
+        start_times[i], end_times[i] = longest[0], longest[-1] + 1
+    return start_times / ENCODER_FRAMES_PER_SECOND, end_times / ENCODER_FRAMES_PER_SECOND
 
 
 def merge_punctuations(alignment: list[WordTiming], prepended: str, appended: str) -> None:
@@ -166,19 +213,23 @@ def _ends_sentence(word: str) -> bool:
 def add_word_timestamps(*, segments: list[dict], backend: OnnxBackend, tokenizer: Tokenizer, state: DecoderState,
                         num_frames: int, language: str, task: str, prepend_punctuations: str,
                         append_punctuations: str, last_speech_timestamp: float, time_offset: float,
-                        attention: np.ndarray | None = None, token_probs: np.ndarray | None = None) -> None:
+                        attention: np.ndarray | None = None, token_probs: np.ndarray | None = None,
+                        speech: np.ndarray | None = None) -> None:
     """Add "words" ([{word, start, end, probability, tokens}]) to this window's segment dicts, in place,
     and tighten segment bounds to their words (openai/whisper's heuristics for long or misplaced words).
     ``attention``: the decode's own alignment attention of these tokens (:func:`words_from_attention`);
-    without it a forced decoder pass computes it."""
+    without it a forced decoder pass computes it. ``speech``: the window's VAD frames
+    (:func:`words_from_attention`)."""
     if not segments:
         return
     text_tokens_per_segment = [[t for t in s["tokens"] if t < tokenizer.eot] for s in segments]
     text_tokens = [t for seg in text_tokens_per_segment for t in seg]
     if attention is None:
-        alignment = find_alignment(backend, tokenizer, state, text_tokens, num_frames, language, task)
+        alignment = find_alignment(backend, tokenizer, state, text_tokens, num_frames, language, task,
+                                   speech=speech)
     else:
-        alignment = words_from_attention(tokenizer, text_tokens, attention, num_frames, language, token_probs)
+        alignment = words_from_attention(tokenizer, text_tokens, attention, num_frames, language, token_probs,
+                                         speech=speech)
     word_durations = np.array([t.end - t.start for t in alignment])
     word_durations = word_durations[word_durations.nonzero()]
     median_duration = float(np.median(word_durations)) if len(word_durations) > 0 else 0.0

@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .constants import FRAMES_PER_SECOND, INPUT_STRIDE, N_FRAMES, TIME_PRECISION
+from .constants import FRAMES_PER_SECOND, INPUT_STRIDE, N_FRAMES, SAMPLE_RATE, TIME_PRECISION
 from .decoding import DecodingOptions, DecodingResult, DecodingTask
 from .errors import WORD_TIMESTAMPS_UNAVAILABLE, DecodingError
 from .inference import DecoderState, OnnxBackend
@@ -188,10 +188,15 @@ class WindowSteps:
 
     def add_words(self, segments: list[dict], state: DecoderState, num_frames: int, language: str,
                   time_offset: float, last_speech_timestamp: float, attention: np.ndarray | None = None,
-                  token_probs: np.ndarray | None = None) -> None:
+                  token_probs: np.ndarray | None = None, speech_chunks: list[dict] | None = None) -> None:
         """Word timing for the segments of one window (``state`` holds that window alone); ``attention``:
-        the decode's own (``DecodingResult.alignment``), else a forced pass computes it."""
-        from .timing import add_word_timestamps
+        the decode's own (``DecodingResult.alignment``), else a forced pass computes it. ``speech_chunks``
+        (VAD, samples of the same audio as ``time_offset``) keep words on the speech
+        (:func:`edge_asr.timing.words_from_attention`)."""
+        from .timing import add_word_timestamps, speech_frames
+
+        speech = (None if speech_chunks is None
+                  else speech_frames(speech_chunks, round(time_offset * SAMPLE_RATE), num_frames))
 
         opt = self.options
         add_word_timestamps(segments=segments, backend=self.backend, tokenizer=self.tokenizer, state=state,
@@ -199,7 +204,7 @@ class WindowSteps:
                             prepend_punctuations=opt.prepend_punctuations,
                             append_punctuations=opt.append_punctuations,
                             last_speech_timestamp=last_speech_timestamp, time_offset=time_offset,
-                            attention=attention, token_probs=token_probs)
+                            attention=attention, token_probs=token_probs, speech=speech)
 
 
 def kept(segments: list[dict]) -> list[dict]:

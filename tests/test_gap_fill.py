@@ -6,10 +6,10 @@ tiny.en and the bundled sample), so the test does not depend on when a model hap
 
 import pytest
 
-from decode_edits import edit_prompted_decodes
+from decode_edits import edit_prompted_batch_decodes, edit_prompted_decodes
 from edge_asr import load_model
 from edge_asr.scoring import word_error_rate
-from edge_asr.transcribe import uncovered_speech
+from edge_asr.gap_fill import uncovered_speech
 
 SR = 16000
 
@@ -26,10 +26,13 @@ def test_uncovered_speech_is_vad_speech_minus_widened_words():
     assert uncovered_speech([], words, 0, 14 * SR) == []
 
 
-def _dropping_middle_sentence(monkeypatch, calls):
+def _drop_second_segment(tokens, pairs, tb):
     # the first segment, then everything after the second one's closing timestamp
-    edit_prompted_decodes(monkeypatch, calls, lambda tokens, pairs, tb: (
-        list(tokens[:pairs[0] + 1]) + list(tokens[pairs[1] + 1:]) if len(pairs) >= 2 else list(tokens)))
+    return list(tokens[:pairs[0] + 1]) + list(tokens[pairs[1] + 1:]) if len(pairs) >= 2 else list(tokens)
+
+
+def _dropping_middle_sentence(monkeypatch, calls):
+    edit_prompted_decodes(monkeypatch, calls, _drop_second_segment)
 
 
 @pytest.fixture(scope="module")
@@ -57,3 +60,22 @@ def test_a_sentence_left_out_mid_window_is_decoded_on_its_own(tiny, sample_audio
     assert word_error_rate([middle], [gap_segment.text]) <= 0.25
     assert out.segments[0].words[-1].end - 0.5 <= gap_segment.words[0].start
     assert gap_segment.words[-1].end <= out.segments[2].words[0].start + 0.5
+
+
+def test_batched_windows_get_the_same_second_look(tiny, sample_audio, monkeypatch):
+    # The bundled sample is one batched window (VAD merges its sentences); prompted with an initial
+    # prompt, its decode is made to leave out the middle sentence. The gap's decode has no prompt.
+    plain = tiny.transcribe(sample_audio, language="en", word_timestamps=True, batch_size=2)
+    assert len(plain.segments) >= 3
+    middle = plain.segments[1].text
+    calls: list[int] = []
+    edit_prompted_batch_decodes(monkeypatch, calls, _drop_second_segment)
+    out = tiny.transcribe(sample_audio, language="en", word_timestamps=True, batch_size=2, initial_prompt="Hello.")
+    assert 0 in calls, "the gap was never decoded"
+    starts = [s.start for s in out.segments]
+    assert starts == sorted(starts)
+    texts = [s.text for s in out.segments]
+    assert len(texts) == len(plain.segments)
+    assert word_error_rate([middle], [texts[1]]) <= 0.25
+    assert out.segments[0].words[-1].end - 0.5 <= out.segments[1].words[0].start
+    assert out.segments[1].words[-1].end <= out.segments[2].words[0].start + 0.5
