@@ -118,7 +118,8 @@ def words_from_attention(tokenizer: Tokenizer, text_tokens: list[int], attention
     heard speech in: the DTW runs over those frames only, so no word is stretched over a pause or timed
     inside one. Measured (issue 18, a 60-minute timeline): in a window whose text ran on across three
     clips, one word ("she") took 7 s of pauses and the clip's other words landed on the next clip, which
-    was then counted lost. Ignored when VAD kept fewer frames than there are tokens (speech it missed)."""
+    was then counted lost. Ignored when VAD kept no more frames than there are tokens (speech it
+    missed)."""
     if not text_tokens:
         return []
     # Re-normalise over the frames that hold audio: the same as openai's softmax over the cropped
@@ -147,9 +148,10 @@ def words_from_attention(tokenizer: Tokenizer, text_tokens: list[int], attention
     jumps = np.pad(np.diff(text_indices), (1, 0), constant_values=1).astype(bool)
     jump_frames = time_indices[jumps]  # the (kept) frame where each token's path starts
     starts, ends = jump_frames[word_boundaries[:-1]], jump_frames[word_boundaries[1:]]
-    if keep[-1] - keep[0] + 1 == keep.size:  # contiguous frames: openai's rule,
-        start_times = keep[starts] / ENCODER_FRAMES_PER_SECOND  # a word ends where the next one starts
-        end_times = keep[ends] / ENCODER_FRAMES_PER_SECOND
+    if keep.size == 0 or keep[-1] - keep[0] + 1 == keep.size:  # contiguous frames: openai's rule,
+        first = keep[0] if keep.size else 0  # a word ends where the next one starts
+        start_times = (starts + first) / ENCODER_FRAMES_PER_SECOND
+        end_times = (ends + first) / ENCODER_FRAMES_PER_SECOND
     else:
         start_times, end_times = _times_in_speech(keep, starts, ends)
     word_probabilities = [float(np.mean(token_probs[i:j])) for i, j in zip(word_boundaries[:-1], word_boundaries[1:])]

@@ -197,3 +197,27 @@ def test_blend_choice_is_the_smallest_alpha_keeping_the_terms(tiny_checkpoint, t
     hears_from["value"] = 2.0  # nothing but the fine-tune itself... which does not hear them either
     chosen = blend.choose(tiny_checkpoint, tuned_checkpoint, val, ["Zorvexa"], tmp_path / "out", log=lambda m: None)
     assert chosen["alpha"] == 1.0 and (tmp_path / "out" / "config.json").is_file()
+
+
+def test_own_recordings_join_the_training_rows_and_bad_ones_stop_with_the_line(tmp_path, train_jsonl, sample_audio):
+    import soundfile as sf
+
+    from examples.domain_terms.synth import with_recordings
+
+    (tmp_path / "rec").mkdir()
+    sf.write(tmp_path / "rec" / "ok.wav", sample_audio[:16000 * 3], 16000)
+    sf.write(tmp_path / "rec" / "long.wav", np.zeros(16000 * 31, np.float32), 16000)
+    good = tmp_path / "rec" / "list.jsonl"
+    good.write_text(json.dumps({"audio": "ok.wav", "text": " This short recording "}) + "\n\n")
+    merged = with_recordings(train_jsonl, good, tmp_path / "merged.jsonl")
+    rows = [json.loads(line) for line in merged.read_text().splitlines()]
+    assert [r["text"] for r in rows] == ["Zorvexa arrived", "Zorvexa arrived", "This short recording"]
+    assert rows[-1]["audio"] == str((tmp_path / "rec" / "ok.wav").resolve())  # relative to the list's folder
+    for line, why in [({"audio": "missing.wav", "text": "x"}, "cannot read"),
+                      ({"audio": "long.wav", "text": "x"}, "31.0 s"),
+                      ({"audio": "ok.wav", "text": "  "}, "empty text"),
+                      ({"text": "x"}, "expected a JSON object")]:
+        bad = tmp_path / "rec" / "bad.jsonl"
+        bad.write_text(json.dumps({"audio": "ok.wav", "text": "fine"}) + "\n" + json.dumps(line) + "\n")
+        with pytest.raises(SystemExit, match=f"bad.jsonl:2: .*{why}"):
+            with_recordings(train_jsonl, bad, tmp_path / "m2.jsonl")

@@ -3,7 +3,8 @@
     python -m examples.domain_terms --terms terms.txt --model tiny.en --out work/
 
 Steps (each also runnable alone: ``python -m examples.domain_terms.synth|train``, ``edge-asr export``):
-  1. synth: espeak-ng speech for the terms (several voices, rates, noise) + ordinary sentences;
+  1. synth: espeak-ng speech for the terms (several voices, rates, noise) + ordinary sentences
+     (+ your own recordings of ordinary speech, ``--recordings``);
   2. train: Seq2SeqTrainer on the stock transformers checkpoint (encoder frozen; ``--lora`` for a PEFT
      adapter), checkpoint-N folders under OUT/train/;
   2b. blend (``--blend``, off by default): ship ``alpha * fine-tune + (1 - alpha) * stock`` (``blend.py``,
@@ -11,7 +12,8 @@ Steps (each also runnable alone: ``python -m examples.domain_terms.synth|train``
   3. export: ``edge_asr_export.export_model`` to int8 (validated on the held-out term sentences with the
      term list: PyTorch / fp32 / int8 side by side, drift-gated) and fp32;
   4. evaluate: stock vs fine-tuned, PyTorch and edge-asr, term recall and WER on the term sentences and on
-     ordinary English (../shared/audio when present). Table printed, OUT/results.{json,md} written.
+     ordinary English (``--english``, else ../shared/audio when present). Table printed,
+     OUT/results.{json,md} written.
 """
 
 from __future__ import annotations
@@ -72,6 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--per-term", type=int, default=10, help="training sentences per term (default 10)")
     p.add_argument("--ordinary", type=int, default=24,
                    help="ordinary sentences (no terms) mixed into training (default 24): keeps plain speech")
+    p.add_argument("--recordings", default=None,
+                   help="your own recordings of ordinary speech to train on beside the synthesized sentences: a "
+                        "JSONL of {\"audio\": path (relative to the file), \"text\": transcript}, each <= 30 s")
+    p.add_argument("--english", default=None,
+                   help="ordinary speech to measure the fine-tune's general cost on (same JSONL format; default: "
+                        "the English clips <= 30 s of ../shared/audio). Keep it apart from --recordings")
     p.add_argument("--lora", action="store_true", help="train a LoRA adapter (merged at export)")
     p.add_argument("--train-encoder", action="store_true", help="train the encoder too (default: frozen)")
     p.add_argument("--distill", type=float, default=TrainOptions.distill,
@@ -112,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     if not (a.reuse and train_jsonl.is_file() and test_jsonl.is_file()):
         train_jsonl, test_jsonl = synth.build(terms, out / "data", per_term_train=a.per_term,
                                              ordinary_train=a.ordinary, sentences=sentences)
+    if a.recordings:
+        train_jsonl = synth.with_recordings(train_jsonl, Path(a.recordings), out / "data" / "train+recordings.jsonl")
     timings["synth"] = round(time.time() - t0, 1)
     log(f"[1/4] synthesized {sum(1 for _ in open(train_jsonl))} training and {sum(1 for _ in open(test_jsonl))} "
         f"test clips in {timings['synth']} s")
@@ -184,9 +194,9 @@ def main(argv: list[str] | None = None) -> int:
         + side_by_side_table(report))
 
     t0 = time.time()
-    english = evaluate.english_set()
+    english = evaluate.load_set(Path(a.english)) if a.english else evaluate.english_set()
     if not english:
-        log("../shared/audio is absent: ordinary-English WER is not measured")
+        log("../shared/audio is absent and no --english set was given: ordinary-English WER is not measured")
     name = "fine-tuned" if blended["alpha"] == 1.0 else f"fine-tuned, blended (alpha {blended['alpha']})"
     systems = {
         f"stock {a.model} PyTorch": ("pytorch", str(base)),

@@ -183,6 +183,45 @@ def build(terms: list[str], out: Path, *, per_term_train: int = 10, per_term_tes
     return paths[0], paths[1]
 
 
+MAX_RECORDING_S = 30.0  # one training row is one 30 s window with its whole transcript
+
+
+def with_recordings(train_jsonl: Path, recordings: Path, out: Path) -> Path:
+    """``out``: the synthesized training rows plus the team's own recordings (a JSONL of {"audio", "text"},
+    paths relative to its folder; real ordinary speech, which keeps the fine-tune's general English
+    closer to the stock model's than synthesized sentences can). Every recording is checked before
+    training starts: a missing file, an unreadable one, a missing text or one over 30 s stops with the
+    line named."""
+    import soundfile as sf
+
+    rows = []
+    for n, line in enumerate(Path(recordings).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{recordings}:{n}"
+        try:
+            item = json.loads(line)
+            audio, text = Path(item["audio"]), str(item["text"]).strip()
+        except (ValueError, KeyError, TypeError) as e:
+            raise SystemExit(f"{where}: expected a JSON object with \"audio\" and \"text\" ({e})") from None
+        audio = audio if audio.is_absolute() else Path(recordings).parent / audio
+        try:
+            seconds = sf.info(str(audio)).duration
+        except (OSError, RuntimeError) as e:  # soundfile raises LibsndfileError (a RuntimeError) on bad files
+            raise SystemExit(f"{where}: cannot read {audio}: {e}") from None
+        if not text:
+            raise SystemExit(f"{where}: empty text")
+        if seconds > MAX_RECORDING_S:
+            raise SystemExit(f"{where}: {audio} is {seconds:.1f} s; cut recordings to {MAX_RECORDING_S:.0f} s or less "
+                             "(one training row is one 30 s window)")
+        rows.append({"audio": str(audio.resolve()), "text": text, "voice": "recording"})
+    if not rows:
+        raise SystemExit(f"{recordings}: no recordings")
+    out.write_text(Path(train_jsonl).read_text(encoding="utf-8") + "".join(json.dumps(r) + "\n" for r in rows),
+                   encoding="utf-8")
+    return out
+
+
 def build_val(terms: list[str], out: Path, per_term: int = 2, seed: int = 0) -> Path:
     """The validation set alone (``out/val.jsonl``): other sentences than training and test, training
     voices, half with noise."""
