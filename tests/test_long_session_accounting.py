@@ -2,6 +2,7 @@
 lost, which words were invented in pauses. Pure logic: no model."""
 
 import numpy as np
+import pytest
 
 from benchmarks.long_session import Placed, account, build_timeline
 
@@ -59,3 +60,18 @@ def test_rss_floor_growth_reads_the_trend_not_a_swing():
     leaking = [500.0 + 2 * m for m in range(60)]  # +2 MB a minute
     assert _floor_growth(leaking) > 15
     assert _floor_growth(leaking[:10]) is None
+
+
+def test_rss_trend_growth_ignores_dips_and_spikes_and_reads_a_leak():
+    from benchmarks.long_session import _floor_growth, _trend_growth
+
+    flat = [600.0] * 60
+    dips = list(flat)
+    dips[6] = dips[11] = 546.0  # malloc handed memory back at two samples (measured shape, seed 1)
+    assert _floor_growth(dips) > 9  # the floor of minutes 5-10 caught a dip: reads as growth
+    assert _trend_growth(dips) == 0.0
+    spikes = [700.0] * 55 + [774.0] * 5  # batched: the last batch held more cross K/V
+    assert _trend_growth(spikes) == 0.0
+    leaking = [500.0 + 2 * m for m in range(60)]  # +2 MB a minute: 508 MB at minute 5, 618 at minute 60
+    assert _trend_growth(leaking) == pytest.approx(100 * 110 / 508, abs=0.01)
+    assert _trend_growth(dips[:13]) is None
