@@ -26,6 +26,7 @@ from .errors import DecodingError
 from .features import window_features
 from .gap_fill import fill_gaps
 from .inference import DecoderState, OnnxBackend
+from .memory import release_free_memory
 from .options import ProgressCallback, TranscribeOptions
 from .tokenizer import Tokenizer
 from .vad import MIN_REMAINDER_S, speech_chunks, speech_in
@@ -175,6 +176,7 @@ class BatchedTranscriber:
                                         prompt_hotwords)
                 segments.extend(kept(current))
             state = None  # a suspended generator must not hold the batch's cross K/V
+            release_free_memory()  # the batch's buffers back to the OS (memory.py)
             done_s = max(done_s, batch[-1][1] / SAMPLE_RATE)
             if progress is not None:
                 progress(min(done_s, duration), duration)

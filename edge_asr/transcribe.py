@@ -18,6 +18,7 @@ from .constants import FRAMES_PER_SECOND, HOP_LENGTH, N_FRAMES, N_SAMPLES, SAMPL
 from .features import log_mel_spectrogram, mel_window, pad_or_trim
 from .gap_fill import fill_gaps
 from .inference import OnnxBackend
+from .memory import release_free_memory
 from .options import ProgressCallback, TranscribeOptions
 from .tokenizer import Tokenizer
 from .vad import MIN_REMAINDER_S, speech_chunks, speech_in
@@ -255,4 +256,5 @@ class Transcriber:
                     vad_chunks = speech_chunks(audio)
                 current = fill_gaps(steps, audio, current, vad_chunks, previous_seek * HOP_LENGTH,
                                     min(seek, content_frames) * HOP_LENGTH, language, hotword_tokens)
+            release_free_memory()  # the window's buffers, freed above, back to the OS (memory.py)
             yield current
